@@ -1,0 +1,63 @@
+"""What a backend is: a name, the device types it serves, why it is unavailable (if it is), which
+constraints a call breaks, and a differentiable `run`."""
+from __future__ import annotations
+
+import dataclasses
+from typing import List, Optional, Tuple
+
+import torch
+
+from ..problem import Problem
+
+
+@dataclasses.dataclass(frozen=True)
+class Violation:
+    """One constraint a call breaks: a short rule name (stable, for scripts) and a sentence."""
+
+    rule: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.rule}: {self.message}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Availability:
+    """Whether a backend can run on this machine; truthy when it can, else `reason` says why not."""
+
+    ok: bool
+    reason: str = ""
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+AVAILABLE = Availability(True)
+
+
+def unavailable(reason: str) -> Availability:
+    return Availability(False, reason)
+
+
+class Backend:
+    """Base class. Subclasses set `name`, `device_types`, `description` and override the methods.
+
+    `available()` must be cheap after the first call and must never raise. `violations(problem)`
+    judges a call without running it, so it works for declared targets (meta tensors, a device or
+    chip this machine lacks).
+    """
+
+    name: str = "?"
+    device_types: Tuple[str, ...] = ()
+    description: str = ""
+
+    def available(self) -> Availability:
+        return AVAILABLE
+
+    def violations(self, problem: Problem) -> List[Violation]:
+        return []
+
+    def run(self, problem: Problem, x: torch.Tensor, offset: torch.Tensor, mask: Optional[torch.Tensor],
+            weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+        """The differentiable forward. `mask` None means DCNv1 (a mask of ones)."""
+        raise NotImplementedError(self.name)

@@ -1,0 +1,251 @@
+"""Backend selection: which kernel a call gets, and why.
+
+For each device type there is an ordered chain of backends, fastest first, ending with the portable
+backend. A call gets the first backend of its device's chain that is available on this machine and
+whose constraints the call meets. Leaving the chain's first backend is a *fallback*: it is warned
+about once per distinct reason (naming the violations), or raised in strict mode.
+
+Controls:
+- force a backend: environment variable MX_DCN_BACKEND=<name>, or `with mx_dcn.use_backend(name):`
+  (a forced backend that cannot take the call raises instead of falling back);
+- strict mode: MX_DCN_STRICT=1, or `with mx_dcn.strict():` -- a fallback raises BackendFallbackError;
+- `mx_dcn.explain(...)` returns the `SelectionReport` without running anything.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import os
+import threading
+import warnings
+from typing import Dict, List, Optional, Tuple
+
+from .backends.base import Backend, Violation
+from .problem import Problem
+
+# Backends by name -> "module:Class", imported lazily so `import mx_dcn` never loads an extension,
+# torch_npu or CUDA.
+_BACKEND_CLASSES: Dict[str, str] = {
+    "cpu": "mx_dcn.backends.cpu:CpuBackend",
+    "cuda": "mx_dcn.backends.cuda:CudaBackend",
+    "ascendc": "mx_dcn.backends.ascendc:AscendCBackend",
+    "cann": "mx_dcn.backends.cann:CannBackend",
+    "portable": "mx_dcn.backends.portable:PortableBackend",
+}
+
+# Preference order per device type; the portable backend ends every chain.
+CHAINS: Dict[str, Tuple[str, ...]] = {
+    "cpu": ("cpu", "portable"),
+    "cuda": ("cuda", "portable"),
+    "npu": ("ascendc", "cann", "portable"),
+}
+_DEFAULT_CHAIN: Tuple[str, ...] = ("portable",)
+
+_instances: Dict[str, Backend] = {}
+_instances_lock = threading.Lock()
+_local = threading.local()
+
+
+class BackendFallbackError(RuntimeError):
+    """Strict mode: the call would leave the preferred backend of its device."""
+
+
+class BackendUnusableError(RuntimeError):
+    """A forced backend cannot take the call."""
+
+
+def backend_names() -> Tuple[str, ...]:
+    return tuple(_BACKEND_CLASSES)
+
+
+def get_backend(name: str) -> Backend:
+    """The backend instance called `name` (created on first use)."""
+    if name not in _BACKEND_CLASSES:
+        raise ValueError(f"backend: expected one of {list(_BACKEND_CLASSES)}, got {name!r}")
+    with _instances_lock:
+        backend = _instances.get(name)
+        if backend is None:
+            module_name, cls_name = _BACKEND_CLASSES[name].split(":")
+            backend = getattr(importlib.import_module(module_name), cls_name)()
+            _instances[name] = backend
+        return backend
+
+
+def chain_for(device_type: str) -> Tuple[str, ...]:
+    return CHAINS.get(device_type, _DEFAULT_CHAIN)
+
+
+# --------------------------------------------------------------------------- controls
+
+
+def forced_backend() -> Optional[str]:
+    name = getattr(_local, "forced", None) or os.environ.get("MX_DCN_BACKEND") or None
+    if name is not None and name not in _BACKEND_CLASSES:
+        raise ValueError(f"MX_DCN_BACKEND / use_backend: expected one of {list(_BACKEND_CLASSES)}, got {name!r}")
+    return name
+
+
+def strict_enabled() -> bool:
+    local = getattr(_local, "strict", None)
+    if local is not None:
+        return local
+    return os.environ.get("MX_DCN_STRICT", "0").lower() in ("1", "true", "yes", "on")
+
+
+@contextlib.contextmanager
+def use_backend(name: Optional[str]):
+    """Force backend `name` inside the block (this thread); None lifts an outer forcing."""
+    if name is not None and name not in _BACKEND_CLASSES:
+        raise ValueError(f"use_backend: expected one of {list(_BACKEND_CLASSES)}, got {name!r}")
+    previous = getattr(_local, "forced", None)
+    _local.forced = name
+    try:
+        yield
+    finally:
+        _local.forced = previous
+
+
+@contextlib.contextmanager
+def strict(enabled: bool = True):
+    """Inside the block (this thread), a fallback raises BackendFallbackError instead of warning."""
+    previous = getattr(_local, "strict", None)
+    _local.strict = enabled
+    try:
+        yield
+    finally:
+        _local.strict = previous
+
+
+# --------------------------------------------------------------------------- the report
+
+
+@dataclasses.dataclass(frozen=True)
+class BackendVerdict:
+    """What one backend says about one call."""
+
+    name: str
+    available: bool
+    reason: str                     # why unavailable ("" when available)
+    violations: Tuple[Violation, ...]
+    in_chain: bool                  # serves the call's device type
+
+    @property
+    def usable(self) -> bool:
+        return self.available and not self.violations and self.in_chain
+
+
+@dataclasses.dataclass(frozen=True)
+class SelectionReport:
+    """Which backend a call gets and why; printable. `chosen` is None only when nothing can run it."""
+
+    problem: Problem
+    chain: Tuple[str, ...]
+    chosen: Optional[str]
+    forced: Optional[str]
+    backends: Dict[str, BackendVerdict]
+
+    @property
+    def preferred(self) -> str:
+        return self.chain[0]
+
+    @property
+    def is_fallback(self) -> bool:
+        return self.chosen != self.preferred
+
+    @property
+    def violations(self) -> Dict[str, Tuple[Violation, ...]]:
+        return {name: v.violations for name, v in self.backends.items()}
+
+    def fallback_reasons(self) -> List[str]:
+        """Why each backend ahead of the chosen one in the chain was passed over."""
+        reasons = []
+        for name in self.chain:
+            if name == self.chosen:
+                break
+            verdict = self.backends[name]
+            if not verdict.available:
+                reasons.append(f"{name} unavailable: {verdict.reason}")
+            for v in verdict.violations:
+                reasons.append(f"{name} [{v.rule}] {v.message}")
+        return reasons
+
+    def __str__(self) -> str:
+        lines = [f"mx_dcn backend selection for {self.problem.summary()}",
+                 f"  chain for device '{self.problem.device_type}': {' -> '.join(self.chain)}"]
+        if self.forced:
+            lines.append(f"  forced: {self.forced}")
+        for name, v in self.backends.items():
+            if name == self.chosen:
+                mark = "chosen"
+            elif not v.in_chain:
+                mark = "other device"
+            elif not v.available:
+                mark = "unavailable"
+            elif v.violations:
+                mark = "rejected"
+            else:
+                mark = "not needed"
+            lines.append(f"  [{mark:>12}] {name}" + (f": {v.reason}" if not v.available else ""))
+            for viol in v.violations:
+                lines.append(f"                 - {viol.rule}: {viol.message}")
+        lines.append(f"  => {self.chosen if self.chosen else 'no backend can run this call'}"
+                     + (" (fallback)" if self.chosen and self.is_fallback else ""))
+        return "\n".join(lines)
+
+
+def select(problem: Problem) -> SelectionReport:
+    """Evaluate every backend for `problem` and pick one (no kernel runs)."""
+    chain = chain_for(problem.device_type)
+    verdicts = {}
+    for name in _BACKEND_CLASSES:
+        backend = get_backend(name)
+        availability = backend.available()
+        in_chain = name in chain
+        violations = tuple(backend.violations(problem)) if in_chain else ()
+        verdicts[name] = BackendVerdict(name, bool(availability), "" if availability else availability.reason,
+                                        violations, in_chain)
+    forced = forced_backend()
+    if forced is not None:
+        chosen = forced if verdicts[forced].available and not verdicts[forced].violations else None
+    else:
+        chosen = next((n for n in chain if verdicts[n].usable), None)
+    return SelectionReport(problem, chain, chosen, forced, verdicts)
+
+
+# --------------------------------------------------------------------------- dispatch-time policy
+
+_warned: set = set()
+_warned_lock = threading.Lock()
+
+
+def resolve(problem: Problem) -> Backend:
+    """The backend that runs `problem`, applying forcing, strict mode and the one-time warning."""
+    report = select(problem)
+    if report.forced is not None and report.chosen is None:
+        v = report.backends[report.forced]
+        why = v.reason if not v.available else "; ".join(str(x) for x in v.violations)
+        raise BackendUnusableError(f"backend '{report.forced}' was forced but cannot run "
+                                   f"{problem.summary()}: {why}")
+    if report.chosen is None:
+        raise BackendUnusableError(f"no backend can run {problem.summary()}:\n{report}")
+    if report.forced is None and report.is_fallback:
+        reasons = report.fallback_reasons()
+        if strict_enabled():
+            raise BackendFallbackError(f"strict mode: {problem.summary()} would fall back from "
+                                       f"'{report.preferred}' to '{report.chosen}': " + "; ".join(reasons))
+        key = (problem.device_type, report.chosen, tuple(reasons))
+        with _warned_lock:
+            first = key not in _warned
+            _warned.add(key)
+        if first:
+            warnings.warn(f"mx_dcn: falling back from '{report.preferred}' to '{report.chosen}' for "
+                          f"{problem.summary()}: " + "; ".join(reasons) + " (warned once per reason; "
+                          "MX_DCN_STRICT=1 makes this an error)", RuntimeWarning, stacklevel=4)
+    return get_backend(report.chosen)
+
+
+def reset_warnings() -> None:
+    """Forget which fallbacks were warned about (for tests)."""
+    with _warned_lock:
+        _warned.clear()

@@ -1,0 +1,76 @@
+"""Builds mx_dcn and its extension mx_dcn._C.
+
+The CPU kernels (mx_dcn/csrc/cpu) are always built. The CUDA kernels (kernels_cuda, glue in
+mx_dcn/csrc/cuda) are added when a CUDA toolkit and a CUDA build of torch are both present.
+MX_DCN_WITH_CUDA=1 forces the CUDA build (and fails loudly if it cannot), =0 disables it.
+MX_DCN_SANITIZE=1 builds with AddressSanitizer and UndefinedBehaviorSanitizer (for ci/sanitize.sh).
+"""
+import glob
+import os
+
+from setuptools import find_packages, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _rel(pattern):
+    return sorted(os.path.relpath(p, HERE) for p in glob.glob(os.path.join(HERE, pattern), recursive=True))
+
+
+def _want_cuda(torch_version_cuda, cuda_home):
+    switch = os.environ.get("MX_DCN_WITH_CUDA", "auto").lower()
+    if switch in ("0", "no", "false", "off"):
+        return False
+    have = bool(torch_version_cuda) and bool(cuda_home)
+    if switch in ("1", "yes", "true", "on") and not have:
+        raise RuntimeError("MX_DCN_WITH_CUDA=1 but the CUDA build is impossible: "
+                           f"torch.version.cuda={torch_version_cuda!r}, CUDA_HOME={cuda_home!r}")
+    return have
+
+
+def extensions():
+    cpu_sources = _rel("mx_dcn/csrc/*.cpp") + _rel("mx_dcn/csrc/cpu/*.cpp")
+    if not cpu_sources:
+        return [], {}
+    import torch
+    from torch.utils import cpp_extension
+
+    include_dirs = [os.path.join(HERE, "mx_dcn", "csrc"), os.path.join(HERE, "kernels_cuda", "include")]
+    cxx = ["-O3", "-std=c++17", "-fvisibility=hidden"]
+    if os.environ.get("MX_DCN_NATIVE", "0") == "1":
+        cxx.append("-march=native")
+    link = []
+    if os.environ.get("MX_DCN_SANITIZE", "0") == "1":
+        cxx = ["-O1", "-g", "-std=c++17", "-fsanitize=address,undefined", "-fno-omit-frame-pointer",
+               "-fno-sanitize-recover=undefined"]
+        link = ["-fsanitize=address,undefined"]
+    if _want_cuda(torch.version.cuda, cpp_extension.CUDA_HOME):
+        sources = cpu_sources + _rel("mx_dcn/csrc/cuda/*.cpp") + _rel("kernels_cuda/*.cu")
+        ext = cpp_extension.CUDAExtension(
+            "mx_dcn._C", sources, include_dirs=include_dirs, define_macros=[("MX_DCN_WITH_CUDA", "1")],
+            extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "-std=c++17", "--expt-relaxed-constexpr"]},
+            extra_link_args=link)
+    else:
+        ext = cpp_extension.CppExtension("mx_dcn._C", cpu_sources, include_dirs=include_dirs,
+                                         extra_compile_args={"cxx": cxx}, extra_link_args=link)
+    return [ext], {"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)}
+
+
+ext_modules, cmdclass = extensions()
+
+setup(
+    name="mx_dcn",
+    version="0.1.0",
+    description="Deformable convolution (DCNv1/DCNv2) for PyTorch on CPU, CUDA and Ascend NPU",
+    packages=find_packages(include=["mx_dcn", "mx_dcn.*"]),
+    package_data={"mx_dcn": ["csrc/**/*.h"]},
+    python_requires=">=3.9",
+    install_requires=["torch>=2.4", "numpy"],
+    extras_require={
+        "test": ["pytest", "hypothesis", "onnx", "onnxruntime", "onnxscript", "matplotlib"],
+        "plot": ["matplotlib"],
+    },
+    ext_modules=ext_modules,
+    cmdclass=cmdclass,
+    entry_points={"console_scripts": ["mx-dcn = mx_dcn.cli:main"]},
+)

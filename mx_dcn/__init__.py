@@ -1,0 +1,23 @@
+"""mx_dcn: deformable convolution (DCNv1 and modulated DCNv2) for PyTorch on CPU, CUDA and Ascend NPU.
+
+    import mx_dcn
+    out = mx_dcn.modulated_deform_conv2d(x, offset, mask, weight, bias, stride=1, padding=1)
+    print(mx_dcn.explain(x, offset, mask, weight, bias, padding=1, device="npu", soc="Ascend910B2"))
+
+Importing mx_dcn loads no extension, no torch_npu and no CUDA: backends load on first use.
+"""
+from .functional import (DeformConv2dFunction, ModulatedDeformConv2dFunction, deform_conv2d, explain,
+                         modulated_deform_conv2d)
+from .problem import Problem, describe
+from .registry import (BackendFallbackError, BackendUnusableError, SelectionReport, backend_names,
+                       get_backend, strict, use_backend)
+from .workspace import get_workspace_budget, set_workspace_budget, workspace_budget
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "modulated_deform_conv2d", "deform_conv2d", "ModulatedDeformConv2dFunction", "DeformConv2dFunction",
+    "explain", "Problem", "describe", "SelectionReport", "BackendFallbackError", "BackendUnusableError",
+    "backend_names", "get_backend", "use_backend", "strict", "get_workspace_budget",
+    "set_workspace_budget", "workspace_budget", "__version__",
+]

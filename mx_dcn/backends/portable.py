@@ -1,0 +1,135 @@
+"""The portable backend: pure torch ops, differentiable by autograd, runs wherever torch runs (CPU,
+CUDA, NPU through torch_npu, meta). It is the fallback of every device and the cross-check of the
+native kernels.
+
+Algorithm, per chunk of images and output rows: coordinates for every (image, deformable group, tap,
+output pixel); the four corners gathered from the input with one `gather` each, blended with
+bilinear weights (corners outside the image masked out with `where`, so a padded zero stays an exact
+zero even next to an inf); modulated by the mask; then one batched matmul with the weight per
+convolution group. Gradients w.r.t. offsets flow through the weights (d frac(y)/dy = 1), which gives
+the floor-side derivative at integer coordinates, as the semantics require.
+
+Memory: the chunk size follows the workspace budget (mx_dcn/workspace.py). When gradients are needed
+and the call spans several chunks, each chunk is checkpointed, so what autograd keeps is the inputs,
+not every chunk's intermediates.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch.utils.checkpoint import checkpoint
+
+from ..problem import Problem
+from ..workspace import chunk_size
+from .base import Backend
+
+# Live intermediates of one sample column: 4 gathered corners, 4 weighted copies, running sum,
+# mask product, plus index/validity tensors. A conservative multiplier of the column size.
+_WORKSPACE_COPIES = 12
+
+
+def _compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
+def _columns(p: Problem, x: torch.Tensor, offset: torch.Tensor, mask: Optional[torch.Tensor],
+             row0: int, row1: int) -> torch.Tensor:
+    """Modulated samples for output rows [row0, row1): shape (n, C_in * kh * kw, rows * W_out)."""
+    n, c_in, height, width = x.shape
+    dg, kh, kw = p.deformable_groups, p.kernel_h, p.kernel_w
+    taps, rows, w_out = kh * kw, row1 - row0, p.out_width
+    cpg = c_in // dg
+    (sh, sw), (ph, pw), (dh, dw) = p.stride, p.padding, p.dilation
+    dev, dt = x.device, x.dtype
+
+    # Undeformed sampling grid: (taps, rows, w_out).
+    ho = torch.arange(row0, row1, device=dev, dtype=dt)
+    wo = torch.arange(w_out, device=dev, dtype=dt)
+    ki = torch.arange(kh, device=dev, dtype=dt).repeat_interleave(kw)
+    kj = torch.arange(kw, device=dev, dtype=dt).repeat(kh)
+    base_y = (ho * sh - ph).view(1, rows, 1) + (ki * dh).view(taps, 1, 1)
+    base_x = (wo * sw - pw).view(1, 1, w_out) + (kj * dw).view(taps, 1, 1)
+
+    off = offset[:, :, row0:row1].reshape(n, dg, taps, 2, rows, w_out)
+    y = base_y + off[:, :, :, 0]          # (n, dg, taps, rows, w_out)
+    xs = base_x + off[:, :, :, 1]
+    inside = (y > -1) & (y < height) & (xs > -1) & (xs < width)
+    y0, x0 = torch.floor(y), torch.floor(xs)
+    ly, lx = y - y0, xs - x0
+    hy, hx = 1 - ly, 1 - lx
+
+    points = taps * rows * w_out
+    planes = x.reshape(n, dg, cpg, height * width)
+    cols = None
+    for dy_corner, dx_corner, weight in ((0, 0, hy * hx), (0, 1, hy * lx), (1, 0, ly * hx), (1, 1, ly * lx)):
+        yy, xx = y0 + dy_corner, x0 + dx_corner
+        valid = inside & (yy >= 0) & (yy < height) & (xx >= 0) & (xx < width)
+        index = (yy.clamp(0, height - 1) * width + xx.clamp(0, width - 1)).long()
+        index = index.reshape(n, dg, 1, points).expand(n, dg, cpg, points)
+        corner = torch.gather(planes, 3, index) * weight.reshape(n, dg, 1, points)
+        corner = torch.where(valid.reshape(n, dg, 1, points), corner, torch.zeros((), dtype=dt, device=dev))
+        cols = corner if cols is None else cols + corner
+    if mask is not None:
+        cols = cols * mask[:, :, row0:row1].reshape(n, dg, 1, points)
+    # (n, dg, cpg, taps * rows * w_out) -> (n, C_in * taps, rows * w_out), channel-major like weight.
+    return cols.reshape(n, c_in * taps, rows * w_out)
+
+
+def _block(p: Problem, row0: int, row1: int, x, offset, mask, weight, bias):
+    """Output rows [row0, row1) of a chunk of images: (n, C_out, rows, W_out)."""
+    n = x.shape[0]
+    groups = p.groups
+    cols = _columns(p, x, offset, mask, row0, row1)
+    cols = cols.reshape(n, groups, cols.shape[1] // groups, cols.shape[2])
+    w = weight.reshape(groups, p.out_channels // groups, -1)
+    out = torch.matmul(w.unsqueeze(0), cols)                  # (n, groups, C_out/groups, L)
+    out = out.reshape(n, p.out_channels, row1 - row0, p.out_width)
+    if bias is not None:
+        out = out + bias.reshape(1, -1, 1, 1)
+    return out
+
+
+class PortableBackend(Backend):
+    name = "portable"
+    device_types = ("cpu", "cuda", "npu", "meta")
+    description = "pure torch ops (gather + matmul), autograd for gradients; runs on any device"
+
+    def run(self, problem, x, offset, mask, weight, bias):
+        out_dtype = x.dtype
+        ct = _compute_dtype(out_dtype)
+        if ct != out_dtype:  # half types: compute in float32, return in the input dtype
+            x, offset, weight = x.to(ct), offset.to(ct), weight.to(ct)
+            mask = None if mask is None else mask.to(ct)
+            bias = None if bias is None else bias.to(ct)
+
+        p = problem
+        element = torch.empty((), dtype=ct).element_size()
+        row_bytes = p.in_channels * p.kernel_taps * p.out_width * element * _WORKSPACE_COPIES
+        image_bytes = row_bytes * p.out_height
+        images = chunk_size(p.batch, image_bytes)
+        rows = p.out_height if images > 1 or image_bytes <= 0 else chunk_size(p.out_height, row_bytes)
+        chunks = [(b, min(b + images, p.batch), r, min(r + rows, p.out_height))
+                  for b in range(0, max(p.batch, 1), images) for r in range(0, p.out_height, rows)]
+        needs_grad = torch.is_grad_enabled() and any(
+            t is not None and t.requires_grad for t in (x, offset, mask, weight, bias))
+        if p.batch == 0 or len(chunks) == 1:
+            out = _block(p, 0, p.out_height, x, offset, mask, weight, bias)
+        else:
+            outs = []
+            for b0, b1, r0, r1 in chunks:
+                args = (x[b0:b1], offset[b0:b1], None if mask is None else mask[b0:b1], weight, bias)
+                if needs_grad:
+                    outs.append(checkpoint(_block, p, r0, r1, *args, use_reentrant=False))
+                else:
+                    outs.append(_block(p, r0, r1, *args))
+            out = _assemble(outs, chunks, p)
+        return out.to(out_dtype)
+
+
+def _assemble(outs, chunks, p: Problem) -> torch.Tensor:
+    """Concatenate (image chunk, row chunk) blocks back into (N, C_out, H_out, W_out)."""
+    by_images = {}
+    for out, (b0, _, _, _) in zip(outs, chunks):
+        by_images.setdefault(b0, []).append(out)
+    return torch.cat([torch.cat(blocks, dim=2) for _, blocks in sorted(by_images.items())], dim=0)

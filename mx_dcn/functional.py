@@ -1,0 +1,82 @@
+"""The public operator: mx_driving's signatures and defaults, with the bias honoured.
+
+Every call is validated (mx_dcn.problem.describe), then dispatched to the backend the registry picks
+(mx_dcn.registry.resolve); `explain` returns that decision without running anything.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+
+from . import registry
+from .problem import IntOrPair, describe, normalize_bias
+
+
+def modulated_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, mask: Optional[torch.Tensor],
+                            weight: torch.Tensor, bias: Optional[torch.Tensor] = None,
+                            stride: IntOrPair = 1, padding: IntOrPair = 0, dilation: IntOrPair = 1,
+                            groups: int = 1, deformable_groups: int = 1) -> torch.Tensor:
+    """Modulated deformable convolution (DCNv2); `mask=None` gives DCNv1.
+
+    x (N, C_in, H, W); offset (N, 2*dg*kh*kw, H_out, W_out) ordered (dg, kh, kw, [dy, dx]);
+    mask (N, dg*kh*kw, H_out, W_out), used as given (apply sigmoid yourself, as mmcv's layers do);
+    weight (C_out, C_in/groups, kh, kw); bias (C_out,) or None. Returns (N, C_out, H_out, W_out).
+    """
+    bias = normalize_bias(bias)
+    problem = describe(x, offset, mask, weight, bias, stride, padding, dilation, groups, deformable_groups)
+    backend = registry.resolve(problem)
+    return backend.run(problem, x, offset, mask, weight, bias)
+
+
+def deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, stride: IntOrPair = 1,
+                  padding: IntOrPair = 0, dilation: IntOrPair = 1, groups: int = 1,
+                  deformable_groups: int = 1, bias=False, im2col_step: int = 32) -> torch.Tensor:
+    """Deformable convolution v1 with mx_driving's signature. `bias` may be False/None or a tensor
+    (C_out,). `im2col_step` is accepted for compatibility and unused: mx_dcn sizes its chunks from
+    the workspace budget (mx_dcn.workspace) instead."""
+    if not isinstance(im2col_step, int) or isinstance(im2col_step, bool) or im2col_step < 1:
+        raise ValueError(f"im2col_step: expected a positive int (it is unused), got {im2col_step!r}")
+    return modulated_deform_conv2d(x, offset, None, weight, normalize_bias(bias), stride, padding,
+                                   dilation, groups, deformable_groups)
+
+
+class ModulatedDeformConv2dFunction:
+    """mx_driving / mmcv-compatible entry point: `ModulatedDeformConv2dFunction.apply(x, offset, mask,
+    weight, bias, stride, padding, dilation, groups, deformable_groups)`. Gradients come from the
+    chosen backend's autograd support, so `apply` returns a differentiable tensor like
+    `torch.autograd.Function.apply` does."""
+
+    @staticmethod
+    def apply(x, offset, mask, weight, bias=None, stride=1, padding=0, dilation=1, groups=1,
+              deformable_groups=1):
+        return modulated_deform_conv2d(x, offset, mask, weight, bias, stride, padding, dilation, groups,
+                                       deformable_groups)
+
+
+class DeformConv2dFunction:
+    """mx_driving-compatible v1 entry point: `DeformConv2dFunction.apply(x, offset, weight, stride,
+    padding, dilation, groups, deformable_groups, bias=False, im2col_step=32)`."""
+
+    @staticmethod
+    def apply(x, offset, weight, stride=1, padding=0, dilation=1, groups=1, deformable_groups=1,
+              bias=False, im2col_step=32):
+        return deform_conv2d(x, offset, weight, stride, padding, dilation, groups, deformable_groups,
+                             bias, im2col_step)
+
+
+def explain(x, offset, mask, weight, bias=None, stride: IntOrPair = 1, padding: IntOrPair = 0,
+            dilation: IntOrPair = 1, groups: int = 1, deformable_groups: int = 1, *,
+            device: Optional[str] = None, soc: Optional[str] = None) -> registry.SelectionReport:
+    """Which backend this call would get, and why each other backend would not -- without running it.
+
+    Tensors may be meta tensors. `device` ("cpu", "cuda", "npu") and `soc` (e.g. "Ascend910B2")
+    declare a target this machine need not have; by default the tensors' device is the target
+    (meta tensors default to "cpu"). Print the report, or read `.chosen` and
+    `.backends[name].violations` (each with `.rule` and `.message`).
+    """
+    if device is None and isinstance(x, torch.Tensor) and x.device.type == "meta":
+        device = "cpu"
+    problem = describe(x, offset, mask, weight, normalize_bias(bias), stride, padding, dilation, groups,
+                       deformable_groups, device=device, soc=soc)
+    return registry.select(problem)

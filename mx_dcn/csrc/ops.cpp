@@ -1,0 +1,32 @@
+// The operator schemas of mx_dcn (one place for every device). Device kernels are registered with
+// TORCH_LIBRARY_IMPL(mx_dcn, CPU / CUDA, m) in mx_dcn/csrc/cpu and mx_dcn/csrc/cuda; the fake (meta)
+// kernels and the autograd formula are registered once, device-independently, in mx_dcn/ops.py.
+//
+// deform_conv2d_backward returns (grad_input, grad_offset, grad_mask, grad_weight, grad_bias).
+// output_mask selects which are computed; an unselected gradient, and the gradient of an absent
+// mask or bias, is returned as an empty tensor of shape (0,).
+#include <torch/extension.h>
+
+#include "workspace_stats.h"
+
+TORCH_LIBRARY(mx_dcn, m) {
+  m.def("deform_conv2d(Tensor input, Tensor offset, Tensor? mask, Tensor weight, Tensor? bias, "
+        "SymInt[2] stride, SymInt[2] padding, SymInt[2] dilation, SymInt groups, "
+        "SymInt deformable_groups) -> Tensor");
+  m.def("deform_conv2d_backward(Tensor grad_output, Tensor input, Tensor offset, Tensor? mask, "
+        "Tensor weight, Tensor? bias, SymInt[2] stride, SymInt[2] padding, SymInt[2] dilation, "
+        "SymInt groups, SymInt deformable_groups, bool[5] output_mask) "
+        "-> (Tensor, Tensor, Tensor, Tensor, Tensor)");
+}
+
+// A Python module so that `import mx_dcn._C` loads the library (and its registrations), plus the
+// workspace controls the kernels read.
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("set_workspace_budget", &mx_dcn::set_workspace_budget,
+        "Bytes of temporary buffers one call may hold (mx_dcn.workspace keeps it in sync).");
+  m.def("get_workspace_budget", &mx_dcn::get_workspace_budget);
+  m.def("workspace_peak_bytes", &mx_dcn::workspace_peak_bytes,
+        "Largest workspace (bytes) a kernel call held at once since the last reset.");
+  m.def("reset_workspace_peak", &mx_dcn::reset_workspace_peak);
+  m.def("kernel_isa", &mx_dcn::kernel_isa, "Instruction set the CPU sampling kernels dispatched to.");
+}

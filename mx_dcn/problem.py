@@ -45,6 +45,9 @@ class Problem:
     dtype: torch.dtype
     device_type: str            # "cpu", "cuda", "npu", ... (the target, which may be declared)
     soc: Optional[str] = None   # e.g. "Ascend910B2"; None when unknown or irrelevant
+    # True when the target device is not present in this process (declared for a machine we are not
+    # on): selection then judges constraints only and assumes the target has its backends installed.
+    declared_target: bool = False
 
     @property
     def kernel_taps(self) -> int:
@@ -61,6 +64,20 @@ class Problem:
                 f"groups={self.groups} dg={self.deformable_groups} {mask}, {bias}, "
                 f"{str(self.dtype).replace('torch.', '')}, {self.device_type}"
                 + (f" ({self.soc})" if self.soc else ""))
+
+
+def device_present(device_type: str) -> bool:
+    """Whether this process can run on `device_type` now (never imports torch_npu itself)."""
+    if device_type == "cpu":
+        return True
+    if device_type == "cuda":
+        return torch.cuda.is_available()
+    module = getattr(torch, device_type, None)  # torch.npu exists once torch_npu is imported
+    is_available = getattr(module, "is_available", None)
+    try:
+        return bool(is_available()) if callable(is_available) else False
+    except Exception:  # a broken driver is "not present", never an exception from explain()
+        return False
 
 
 def parse_dtype(value) -> torch.dtype:
@@ -187,7 +204,8 @@ def describe(x, offset, mask, weight, bias=None, stride: IntOrPair = 1, padding:
                    kernel_w=kw, stride=stride_hw, padding=padding_hw, dilation=dilation_hw,
                    groups=groups, deformable_groups=deformable_groups, out_height=h_out,
                    out_width=w_out, has_mask=mask is not None, has_bias=bias is not None,
-                   dtype=x.dtype, device_type=device_type, soc=soc)
+                   dtype=x.dtype, device_type=device_type, soc=soc,
+                   declared_target=not device_present(device_type))
 
 
 def normalize_bias(bias):

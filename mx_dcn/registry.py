@@ -129,10 +129,11 @@ class BackendVerdict:
     reason: str                     # why unavailable ("" when available)
     violations: Tuple[Violation, ...]
     in_chain: bool                  # serves the call's device type
+    assumed: bool = False           # unavailable here, but assumed present on a declared target
 
     @property
     def usable(self) -> bool:
-        return self.available and not self.violations and self.in_chain
+        return (self.available or self.assumed) and not self.violations and self.in_chain
 
 
 @dataclasses.dataclass(frozen=True)
@@ -164,7 +165,7 @@ class SelectionReport:
             if name == self.chosen:
                 break
             verdict = self.backends[name]
-            if not verdict.available:
+            if not verdict.available and not verdict.assumed:
                 reasons.append(f"{name} unavailable: {verdict.reason}")
             for v in verdict.violations:
                 reasons.append(f"{name} [{v.rule}] {v.message}")
@@ -173,6 +174,9 @@ class SelectionReport:
     def __str__(self) -> str:
         lines = [f"mx_dcn backend selection for {self.problem.summary()}",
                  f"  chain for device '{self.problem.device_type}': {' -> '.join(self.chain)}"]
+        if self.problem.declared_target:
+            lines.append("  declared target: constraints judged for it; backends missing on this machine "
+                         "are assumed installed there")
         if self.forced:
             lines.append(f"  forced: {self.forced}")
         for name, v in self.backends.items():
@@ -180,13 +184,16 @@ class SelectionReport:
                 mark = "chosen"
             elif not v.in_chain:
                 mark = "other device"
-            elif not v.available:
-                mark = "unavailable"
             elif v.violations:
                 mark = "rejected"
+            elif not v.available and not v.assumed:
+                mark = "unavailable"
             else:
                 mark = "not needed"
-            lines.append(f"  [{mark:>12}] {name}" + (f": {v.reason}" if not v.available else ""))
+            note = ""
+            if not v.available:
+                note = f": not on this machine ({v.reason})" if v.assumed else f": {v.reason}"
+            lines.append(f"  [{mark:>12}] {name}{note}")
             for viol in v.violations:
                 lines.append(f"                 - {viol.rule}: {viol.message}")
         lines.append(f"  => {self.chosen if self.chosen else 'no backend can run this call'}"
@@ -204,10 +211,12 @@ def select(problem: Problem) -> SelectionReport:
         in_chain = name in chain
         violations = tuple(backend.violations(problem)) if in_chain else ()
         verdicts[name] = BackendVerdict(name, bool(availability), "" if availability else availability.reason,
-                                        violations, in_chain)
+                                        violations, in_chain,
+                                        assumed=in_chain and problem.declared_target and not availability)
     forced = forced_backend()
     if forced is not None:
-        chosen = forced if verdicts[forced].available and not verdicts[forced].violations else None
+        f = verdicts[forced]
+        chosen = forced if (f.available or f.assumed) and not f.violations else None
     else:
         chosen = next((n for n in chain if verdicts[n].usable), None)
     return SelectionReport(problem, chain, chosen, forced, verdicts)

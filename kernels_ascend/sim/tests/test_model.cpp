@@ -1,0 +1,158 @@
+// C++ tests of the CPU model and the tiling: every rule of the model fails loudly, the correct toy
+// runs, the tiling respects UB / repeat / stride limits and covers every pixel exactly once, and
+// the im2col kernel matches a direct reference on a small case split over uneven blocks.
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "dcn_tiling.h"
+
+extern "C" {
+int mxdcn_sim_selftest_count();
+int mxdcn_sim_selftest(int toy, char* err, int errLen);
+int mxdcn_sim_im2col(const float* x, const float* offset, const float* mask, float* columns, const uint64_t* shape,
+                     uint32_t coreNum, uint32_t ubBytes, char* err, int errLen);
+uint32_t mxdcn_sim_last_block_dim();
+}
+
+namespace {
+
+int g_failures = 0;
+
+void Expect(bool ok, const std::string& what) {
+  if (!ok) {
+    ++g_failures;
+    std::printf("FAIL: %s\n", what.c_str());
+  }
+}
+
+void TestModelRules() {
+  // Toy index -> a phrase its message must contain (see sim/selftest_kernels.cpp).
+  const char* expected[] = {"", "not a multiple of 32 bytes", "not 32-byte aligned", "UB capacity exceeded",
+                            "repeatTimes 256 exceeds 255", "exceeds the 16-bit field", "between SetAtomicAdd and SetAtomicNone",
+                            "SetAtomicNone missing", "leaves its buffer", "the work split overlaps"};
+  Expect(mxdcn_sim_selftest_count() == int(sizeof(expected) / sizeof(expected[0])), "toy count");
+  for (int toy = 0; toy < mxdcn_sim_selftest_count(); ++toy) {
+    char err[512] = {0};
+    const int status = mxdcn_sim_selftest(toy, err, sizeof(err));
+    if (toy == 0) {
+      Expect(status == 0, std::string("the correct toy runs cleanly, got: ") + err);
+    } else {
+      Expect(status == 1 && std::strstr(err, expected[toy]) != nullptr,
+             "toy " + std::to_string(toy) + " fails with '" + expected[toy] + "', got: " + err);
+    }
+    std::printf("  toy %d: %s\n", toy, status ? err : "ran cleanly");
+  }
+}
+
+void TestTilingSweep() {
+  using namespace mxdcn;
+  int tiled = 0, rejected = 0;
+  const uint64_t channels[] = {64, 128, 192, 256, 1024, 4096, 16384, 65536};
+  const uint64_t kernels[] = {1, 3, 5, 7};
+  const uint64_t pixels[] = {1, 5, 47, 48, 49, 1000, 123457};
+  const uint32_t cores[] = {1, 7, 40, 48};
+  for (int kind = 0; kind < 2; ++kind)
+    for (uint64_t c : channels)
+      for (uint64_t k : kernels)
+        for (uint64_t p : pixels)
+          for (uint32_t cn : cores)
+            for (int mask = 0; mask < 2; ++mask) {
+              DcnShape s{2, 33, 35, c, 17, 18, k, k, 2, 2, 1, 1, 1, 1, mask == 1, 3, p};
+              TilingResult r = ComputeDcnTiling(KernelKind(kind), s, PlatformFacts{cn, kDefaultUbBytes});
+              if (r.status != TilingStatus::kOk) { ++rejected; continue; }
+              ++tiled;
+              const DcnTilingData& d = r.data;
+              const std::string tag = "c=" + std::to_string(c) + " k=" + std::to_string(k) + " p=" + std::to_string(p);
+              Expect(d.ubBytes <= kDefaultUbBytes, "UB fits: " + tag);
+              Expect(d.ubBytes == DcnUbBytes(KernelKind(kind), d.tilePixels, d.cTile, uint32_t(k * k), mask == 1), "ubBytes consistent: " + tag);
+              Expect(d.cTile % 64 == 0 && d.cTile / 64 <= kMaxRepeat && d.cTile >= 64, "repeat limit: " + tag);
+              Expect(d.cTile >= c || (c - 64) / 8 <= kMaxBlockStride, "stride limit: " + tag);
+              Expect(d.tilePixels >= 1 && d.blockDim >= 1 && d.blockDim <= cn, "tile/block counts: " + tag);
+              // Coverage: the block ranges tile [0, p) contiguously, without gap or overlap.
+              uint64_t next = 0;
+              for (uint32_t b = 0; b < d.blockDim; ++b) {
+                const uint64_t begin = uint64_t(b) * d.pixelsPerBlock + (b < d.pixelsRemainder ? b : d.pixelsRemainder);
+                const uint64_t count = d.pixelsPerBlock + (b < d.pixelsRemainder ? 1 : 0);
+                Expect(begin == next && count >= 1, "contiguous blocks: " + tag);
+                next = begin + count;
+              }
+              Expect(next == p, "every pixel covered once: " + tag);
+            }
+  std::printf("  tiling sweep: %d tiled, %d rejected\n", tiled, rejected);
+  Expect(tiled > 1000, "most of the sweep tiles");
+
+  // Shapes that cannot be tiled are reported, not tiled wrongly.
+  DcnShape hugeKernel{1, 200, 200, 64, 100, 100, 101, 101, 1, 1, 0, 0, 1, 1, true, 0, 10};
+  Expect(ComputeDcnTiling(KernelKind::kCol2im, hugeKernel, PlatformFacts{48, kDefaultUbBytes}).status ==
+             TilingStatus::kUbTooSmall, "101x101 kernel is reported as not fitting UB");
+  DcnShape wide{1, 4, 4, 600000, 4, 4, 1, 1, 1, 1, 0, 0, 1, 1, true, 0, 16};
+  Expect(ComputeDcnTiling(KernelKind::kIm2col, wide, PlatformFacts{48, kDefaultUbBytes}).status ==
+             TilingStatus::kChannelStride, "600000 channels are reported (stride field)");
+  DcnShape odd{1, 4, 4, 96, 4, 4, 1, 1, 1, 1, 0, 0, 1, 1, true, 0, 16};
+  Expect(ComputeDcnTiling(KernelKind::kIm2col, odd, PlatformFacts{48, kDefaultUbBytes}).status ==
+             TilingStatus::kChannelsNotMultipleOf64, "96 channels are reported");
+}
+
+// im2col on a small case over 5 uneven blocks against a direct double-precision reference.
+void TestIm2colSmall() {
+  const uint64_t n = 2, h = 5, w = 7, c = 64, kh = 3, kw = 3, sh = 2, sw = 1, ph = 1, pw = 2, dh = 1, dw = 2;
+  const uint64_t ho = (h + 2 * ph - dh * (kh - 1) - 1) / sh + 1, wo = (w + 2 * pw - dw * (kw - 1) - 1) / sw + 1;
+  const uint64_t taps = kh * kw, pixels = n * ho * wo;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(n * h * w * c), offset(pixels * taps * 2), mask(pixels * taps), columns(pixels * taps * c, NAN);
+  for (float& v : x) v = normal(rng);
+  for (float& v : offset) v = 2.0f * normal(rng);
+  for (float& v : mask) v = std::fabs(normal(rng));
+  const uint64_t shape[17] = {n, h, w, c, ho, wo, kh, kw, sh, sw, ph, pw, dh, dw, 1, 0, pixels};
+  char err[512] = {0};
+  const int status = mxdcn_sim_im2col(x.data(), offset.data(), mask.data(), columns.data(), shape, 5,
+                                      mxdcn::kDefaultUbBytes, err, sizeof(err));
+  Expect(status == 0, std::string("im2col runs: ") + err);
+  Expect(mxdcn_sim_last_block_dim() == 5, "five blocks");
+  double worst = 0;
+  for (uint64_t p = 0; p < pixels; ++p) {
+    const uint64_t b = p / (ho * wo), oh = p / wo % ho, ow = p % wo;
+    for (uint64_t t = 0; t < taps; ++t) {
+      const double y = double(oh * sh) - ph + double(t / kw * dh) + offset[(p * taps + t) * 2];
+      const double xx = double(ow * sw) - pw + double(t % kw * dw) + offset[(p * taps + t) * 2 + 1];
+      for (uint64_t ch = 0; ch < c; ++ch) {
+        double v = 0;
+        if (y > -1 && y < h && xx > -1 && xx < w) {
+          const double y0 = std::floor(y), x0 = std::floor(xx);
+          for (int k = 0; k < 4; ++k) {
+            const double r = y0 + k / 2, cc = x0 + k % 2;
+            if (r < 0 || r >= h || cc < 0 || cc >= w) continue;
+            const double wy = k / 2 ? y - y0 : 1 - (y - y0), wx = k % 2 ? xx - x0 : 1 - (xx - x0);
+            v += wy * wx * x[((b * h + uint64_t(r)) * w + uint64_t(cc)) * c + ch];
+          }
+        }
+        v *= mask[p * taps + t];
+        worst = std::fmax(worst, std::fabs(v - columns[(p * taps + t) * c + ch]));
+      }
+    }
+  }
+  Expect(worst < 1e-4, "im2col matches the reference, max error " + std::to_string(worst));
+  std::printf("  im2col small case: max error %.3g over 5 blocks\n", worst);
+}
+
+}  // namespace
+
+int main() {
+  std::printf("model rules:\n");
+  TestModelRules();
+  std::printf("tiling:\n");
+  TestTilingSweep();
+  std::printf("kernel:\n");
+  TestIm2colSmall();
+  if (g_failures) {
+    std::printf("%d check(s) FAILED\n", g_failures);
+    return 1;
+  }
+  std::printf("all model tests passed\n");
+  return 0;
+}

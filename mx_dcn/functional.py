@@ -5,12 +5,13 @@ Every call is validated (mx_dcn.problem.describe), then dispatched to the backen
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Optional
 
 import torch
 
 from . import registry
-from .problem import IntOrPair, describe, normalize_bias
+from .problem import IntOrPair, Problem, describe, normalize_bias
 
 
 def modulated_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, mask: Optional[torch.Tensor],
@@ -25,8 +26,18 @@ def modulated_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, mask: Optiona
     """
     bias = normalize_bias(bias)
     problem = describe(x, offset, mask, weight, bias, stride, padding, dilation, groups, deformable_groups)
-    backend = registry.resolve(problem)
+    if torch.compiler.is_compiling():
+        backend = registry.get_backend(_resolve_name_constant(*dataclasses.astuple(problem)))
+    else:
+        backend = registry.resolve(problem)
     return backend.run(problem, x, offset, mask, weight, bias)
+
+
+@torch.compiler.assume_constant_result
+def _resolve_name_constant(*fields) -> str:
+    """The registry's choice under torch.compile: made once at trace time (the problem's fields are
+    constants there) and baked into the graph, since the registry's locks cannot be traced."""
+    return registry.resolve(Problem(*fields)).name
 
 
 def deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, stride: IntOrPair = 1,

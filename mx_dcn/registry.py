@@ -61,6 +61,9 @@ def backend_names() -> Tuple[str, ...]:
 
 def get_backend(name: str) -> Backend:
     """The backend instance called `name` (created on first use)."""
+    backend = _instances.get(name)  # lock-free once created (also keeps torch.compile tracing simple)
+    if backend is not None:
+        return backend
     if name not in _BACKEND_CLASSES:
         raise ValueError(f"backend: expected one of {list(_BACKEND_CLASSES)}, got {name!r}")
     with _instances_lock:

@@ -49,7 +49,8 @@ MXDCN_HD PointIndex<index_t> decompose_point(const Geometry& geo, index_t i) {
 
 // Where point i samples: the bilinear plan of its (y, x), from the shared header.
 template <typename T, typename index_t>
-MXDCN_HD mx_dcn::BilinearPlan<typename Convert<T>::acc_t> plan_point(const Geometry& geo, const T* offset, const PointIndex<index_t>& pt) {
+MXDCN_HD mx_dcn::BilinearPlan<typename Convert<T>::acc_t> plan_point(const Geometry& geo, const T* offset,
+                                                                     const PointIndex<index_t>& pt) {
   using acc_t = typename Convert<T>::acc_t;
   const index_t P = static_cast<index_t>(geo.out_pixels());
   const index_t ho = pt.pixel / static_cast<index_t>(geo.out_w);
@@ -122,6 +123,7 @@ MXDCN_HD void col2im_coord_point(const Geometry& geo, const T* x, const T* offse
   const acc_t m = mask ? Convert<T>::load(mask[i]) : acc_t(1);
   const index_t P = static_cast<index_t>(geo.out_pixels());
   acc_t g_mask = acc_t(0), g_y = acc_t(0), g_x = acc_t(0);
+  const bool coords = grad_offset != nullptr || grad_mask != nullptr;  // else x is not read
   if (plan.inside) {
     const index_t cg = static_cast<index_t>(geo.group_channels());
     const index_t c0 = pt.group * cg;
@@ -133,18 +135,20 @@ MXDCN_HD void col2im_coord_point(const Geometry& geo, const T* x, const T* offse
     const T* gcol = grad_columns + column_offset(geo, c0, pt);
     for (index_t c = 0; c < cg; ++c) {
       const acc_t gc = Convert<T>::load(gcol[c * row]);
-      const T* xc = x + xn + c * sc;
-      acc_t v = acc_t(0), dvdy = acc_t(0), dvdx = acc_t(0);
-      for (int q = 0; q < 4; ++q) {
-        if (!plan.valid[q]) continue;
-        const acc_t xv = Convert<T>::load(xc[corner[q]]);
-        v += plan.w[q] * xv;
-        dvdy += plan.dwdy[q] * xv;
-        dvdx += plan.dwdx[q] * xv;
+      if (coords) {
+        const T* xc = x + xn + c * sc;
+        acc_t v = acc_t(0), dvdy = acc_t(0), dvdx = acc_t(0);
+        for (int q = 0; q < 4; ++q) {
+          if (!plan.valid[q]) continue;
+          const acc_t xv = Convert<T>::load(xc[corner[q]]);
+          v += plan.w[q] * xv;
+          dvdy += plan.dwdy[q] * xv;
+          dvdx += plan.dwdx[q] * xv;
+        }
+        g_mask += gc * v;
+        g_y += gc * dvdy;
+        g_x += gc * dvdx;
       }
-      g_mask += gc * v;
-      g_y += gc * dvdy;
-      g_x += gc * dvdx;
       if (grad_x_acc != nullptr) {
         acc_t* gx = grad_x_acc + xn + c * sc;
         for (int q = 0; q < 4; ++q)

@@ -1,0 +1,414 @@
+// The CPU implementation of mx_dcn::deform_conv2d and mx_dcn::deform_conv2d_backward.
+//
+// One image at a time: a channels-last copy of the image (so a sample's four corners are four
+// contiguous channel vectors), then tiles of output pixels small enough for the core's cache:
+//   forward   columns of the tile (im2col, parallel over pixels) -> GEMM with the permuted weight,
+//             written straight into the output (bias added by the same GEMM call);
+//   backward  grad columns of the tile (GEMM) -> grad offset / mask (parallel over pixels, each
+//             pixel reducing over its own channels) -> grad x scattered into a channels-last
+//             accumulator (parallel over channel ranges: no two threads write one element and every
+//             element sums its terms in the same order) -> grad weight += grad_out x columns.
+// Every result is therefore bitwise identical whatever the thread count. Buffers are sized per
+// image and per tile, never per batch, and the tile shrinks to fit the workspace budget.
+// Half types (float16, bfloat16) are computed in float32; float64 in float64.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <vector>
+
+#include "cpu/kernels.h"
+#include "workspace_stats.h"
+
+namespace mx_dcn {
+namespace cpu {
+
+namespace {
+
+const KernelSet& pick_kernels() {
+  // MX_DCN_CPU_ISA=base|avx2|avx512 forces a set (tests use it to cover every variant).
+  const char* forced = std::getenv("MX_DCN_CPU_ISA");
+  __builtin_cpu_init();
+  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+                      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq");
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (forced != nullptr && std::strlen(forced) > 0) {
+    if (std::strcmp(forced, "base") == 0) return kernels_base();
+    if (std::strcmp(forced, "avx2") == 0 && avx2) return kernels_avx2();
+    if (std::strcmp(forced, "avx512") == 0 && avx512) return kernels_avx512();
+    TORCH_CHECK(false, "MX_DCN_CPU_ISA=", forced, ": expected base, avx2 or avx512 supported by this CPU");
+  }
+  if (avx512) return kernels_avx512();
+  if (avx2) return kernels_avx2();
+  return kernels_base();
+}
+
+template <typename T>
+const KernelTable<T>& table();
+template <>
+const KernelTable<float>& table<float>() {
+  return kernels().f32;
+}
+template <>
+const KernelTable<double>& table<double>() {
+  return kernels().f64;
+}
+
+// Bytes of column rows one tile aims at: about half a core's L2 here, so the columns the sampling
+// writes are still cached when the GEMM reads them. MX_DCN_TILE_KB overrides it (for tuning).
+int64_t tile_target_bytes() {
+  static const int64_t bytes = [] {
+    const char* raw = std::getenv("MX_DCN_TILE_KB");
+    const int64_t kb = raw ? std::atoll(raw) : 0;
+    return (kb > 0 ? kb : int64_t(1024)) * 1024;
+  }();
+  return bytes;
+}
+
+// Temporary buffers of one call; its total (the call's workspace) is recorded for tests.
+class Workspace {
+ public:
+  ~Workspace() { record_workspace(held_); }
+  at::Tensor empty(at::IntArrayRef sizes, at::ScalarType type) {
+    at::Tensor t = at::empty(sizes, at::TensorOptions().dtype(type));
+    held_ += static_cast<int64_t>(t.nbytes());
+    return t;
+  }
+  // A tensor another op produced for this call (a converted copy): counted unless it is `original`.
+  at::Tensor hold(at::Tensor t, const at::Tensor& original) {
+    if (!t.is_same(original) && t.data_ptr() != original.data_ptr()) held_ += static_cast<int64_t>(t.nbytes());
+    return t;
+  }
+
+ private:
+  int64_t held_ = 0;
+};
+
+struct Args {
+  Geometry g;
+  int64_t batch, out_channels;
+};
+
+Args check_args(const at::Tensor& input, const at::Tensor& offset, const std::optional<at::Tensor>& mask,
+                const at::Tensor& weight, const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups, int64_t dg) {
+  TORCH_CHECK_VALUE(input.dim() == 4, "input: expected (N, C, H, W), got shape ", input.sizes());
+  TORCH_CHECK_VALUE(weight.dim() == 4, "weight: expected (C_out, C_in/groups, kh, kw), got shape ", weight.sizes());
+  TORCH_CHECK_VALUE(offset.dim() == 4, "offset: expected a 4-D tensor, got shape ", offset.sizes());
+  TORCH_CHECK_VALUE(stride.size() == 2 && padding.size() == 2 && dilation.size() == 2,
+                    "stride, padding, dilation: expected pairs");
+  TORCH_CHECK_VALUE(stride[0] >= 1 && stride[1] >= 1, "stride: expected >= 1, got ", stride);
+  TORCH_CHECK_VALUE(padding[0] >= 0 && padding[1] >= 0, "padding: expected >= 0, got ", padding);
+  TORCH_CHECK_VALUE(dilation[0] >= 1 && dilation[1] >= 1, "dilation: expected >= 1, got ", dilation);
+  TORCH_CHECK_VALUE(groups >= 1 && dg >= 1, "groups, deformable_groups: expected >= 1, got ", groups, ", ", dg);
+  const auto type = input.scalar_type();
+  TORCH_CHECK_TYPE(at::isFloatingType(type), "input: expected a floating dtype, got ", type);
+  auto same = [&](const at::Tensor& t, const char* name) {
+    TORCH_CHECK_TYPE(t.scalar_type() == type, name, ": expected dtype ", type, ", got ", t.scalar_type());
+    TORCH_CHECK_VALUE(t.device().is_cpu(), name, ": expected a CPU tensor, got ", t.device());
+  };
+  same(input, "input");
+  same(offset, "offset");
+  same(weight, "weight");
+  if (mask) same(*mask, "mask");
+  if (bias) same(*bias, "bias");
+
+  Args a;
+  Geometry& g = a.g;
+  a.batch = input.size(0);
+  g.channels = input.size(1);
+  g.height = input.size(2);
+  g.width = input.size(3);
+  a.out_channels = weight.size(0);
+  g.kernel_h = weight.size(2);
+  g.kernel_w = weight.size(3);
+  g.stride_h = stride[0];
+  g.stride_w = stride[1];
+  g.pad_h = padding[0];
+  g.pad_w = padding[1];
+  g.dil_h = dilation[0];
+  g.dil_w = dilation[1];
+  g.groups = groups;
+  g.deformable_groups = dg;
+  g.out_h = (g.height + 2 * g.pad_h - g.dil_h * (g.kernel_h - 1) - 1) / g.stride_h + 1;
+  g.out_w = (g.width + 2 * g.pad_w - g.dil_w * (g.kernel_w - 1) - 1) / g.stride_w + 1;
+  TORCH_CHECK_VALUE(g.channels >= 1 && g.kernel_h >= 1 && g.kernel_w >= 1, "input/weight: empty channels or kernel");
+  TORCH_CHECK_VALUE(g.channels % groups == 0 && a.out_channels % groups == 0,
+                    "groups: expected a divisor of C_in=", g.channels, " and C_out=", a.out_channels, ", got ", groups);
+  TORCH_CHECK_VALUE(weight.size(1) == g.channels / groups, "weight: expected shape[1] == C_in/groups = ",
+                    g.channels / groups, ", got ", weight.size(1));
+  TORCH_CHECK_VALUE(g.channels % dg == 0, "deformable_groups: expected a divisor of C_in=", g.channels, ", got ", dg);
+  TORCH_CHECK_VALUE(g.out_h >= 1 && g.out_w >= 1, "input: too small for the kernel, output would be ", g.out_h,
+                    "x", g.out_w);
+  TORCH_CHECK_VALUE((g.height * g.width + 1) < (int64_t(1) << 31), "input: H*W too large");
+  const int64_t taps = dg * g.taps();
+  TORCH_CHECK_VALUE(offset.sizes() == at::IntArrayRef({a.batch, 2 * taps, g.out_h, g.out_w}),
+                    "offset: expected shape (", a.batch, ", ", 2 * taps, ", ", g.out_h, ", ", g.out_w, "), got ",
+                    offset.sizes());
+  if (mask) {
+    TORCH_CHECK_VALUE(mask->sizes() == at::IntArrayRef({a.batch, taps, g.out_h, g.out_w}), "mask: expected shape (",
+                      a.batch, ", ", taps, ", ", g.out_h, ", ", g.out_w, "), got ", mask->sizes());
+  }
+  if (bias) {
+    TORCH_CHECK_VALUE(bias->dim() == 1 && bias->size(0) == a.out_channels, "bias: expected shape (",
+                      a.out_channels, ",), got ", bias->sizes());
+  }
+  return a;
+}
+
+// Rows per tile: cache-sized, within what the budget leaves after the per-image buffers.
+int64_t tile_rows(int64_t pixels, int64_t cache_row_bytes, int64_t budget_row_bytes, int64_t fixed_bytes) {
+  const int64_t cache_rows = std::max<int64_t>(32, tile_target_bytes() / std::max<int64_t>(1, cache_row_bytes));
+  const int64_t budget_rows = (get_workspace_budget() - fixed_bytes) / std::max<int64_t>(1, budget_row_bytes);
+  return std::max<int64_t>(1, std::min({pixels, cache_rows, budget_rows}));
+}
+
+// Per-image view of `t` as a contiguous (rows, P) matrix of type T: the tensor itself when it
+// already is one, else a copy in `stage` (allocated on first use).
+template <typename T>
+const T* staged(const at::Tensor& image, at::Tensor& stage, Workspace& ws) {
+  const auto acc = c10::CppTypeToScalarType<T>::value;
+  if (image.scalar_type() == acc && image.is_contiguous()) return image.const_data_ptr<T>();
+  if (!stage.defined()) stage = ws.empty(image.sizes(), acc);
+  stage.copy_(image);
+  return stage.const_data_ptr<T>();
+}
+
+// Fills rows [0, H*W) of x_cl (H*W + 1, C) with image (C, H, W); the last row stays zero.
+void fill_channels_last(at::Tensor& x_cl, const at::Tensor& image) {
+  const int64_t c = image.size(0), h = image.size(1), w = image.size(2);
+  x_cl.narrow(0, 0, h * w).view({h, w, c}).copy_(image.permute({1, 2, 0}));
+}
+
+// Sampling work per pixel is dg*K*C multiply-adds of 4; hand threads a few thousand at least.
+int64_t pixel_grain(const Geometry& g) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(1, 4 * g.col_width())); }
+
+template <typename T>
+at::Tensor forward_impl(const Args& a, const at::Tensor& input, const at::Tensor& offset,
+                        const std::optional<at::Tensor>& mask, const at::Tensor& weight,
+                        const std::optional<at::Tensor>& bias) {
+  const Geometry& g = a.g;
+  const auto acc = c10::CppTypeToScalarType<T>::value;
+  const int64_t N = a.batch, C = g.channels, K = g.taps(), KC = g.col_width(), P = g.pixels();
+  const int64_t HW = g.height * g.width, G = g.groups, Cout = a.out_channels, Cog = Cout / G, KCg = KC / G;
+  at::Tensor out = at::empty({N, Cout, g.out_h, g.out_w}, input.options().memory_format(at::MemoryFormat::Contiguous));
+  if (N == 0) return out;
+
+  Workspace ws;
+  // Weight as (C_out, K * C_in/groups), tap-major like the column rows of one conv group.
+  const at::Tensor wmat = ws.hold(
+      weight.to(acc).reshape({Cout, KCg / K, K}).transpose(1, 2).contiguous().view({Cout, KCg}), weight);
+  at::Tensor bias_acc;
+  if (bias) bias_acc = ws.hold(bias->to(acc).contiguous(), *bias);
+  const bool direct = input.scalar_type() == acc;  // GEMM writes into `out` itself
+  const int64_t fixed = (HW + 1) * C * sizeof(T) + 3 * K * g.deformable_groups * P * sizeof(T);
+  const int64_t rows = tile_rows(P, KC * sizeof(T), (KC + (direct ? 0 : Cout)) * sizeof(T), fixed);
+
+  at::Tensor x_cl = ws.empty({HW + 1, C}, acc);
+  x_cl[HW].zero_();
+  at::Tensor col = ws.empty({rows, KC}, acc);
+  at::Tensor out_tile = direct ? at::Tensor() : ws.empty({Cout, rows}, acc);
+  at::Tensor off_stage, mask_stage;
+  const KernelTable<T>& kern = table<T>();
+  const int64_t grain = pixel_grain(g);
+
+  for (int64_t n = 0; n < N; ++n) {
+    fill_channels_last(x_cl, input[n]);
+    const ImageInputs<T> in{x_cl.const_data_ptr<T>(), staged<T>(offset[n], off_stage, ws),
+                            mask ? staged<T>((*mask)[n], mask_stage, ws) : nullptr};
+    at::Tensor out_n = out[n].view({Cout, P});
+    for (int64_t p0 = 0; p0 < P; p0 += rows) {
+      const int64_t len = std::min(rows, P - p0);
+      T* col_ptr = col.mutable_data_ptr<T>();
+      at::parallel_for(p0, p0 + len, grain, [&](int64_t b, int64_t e) { kern.im2col(g, in, p0, b, e, col_ptr); });
+      const at::Tensor cols = col.narrow(0, 0, len);
+      for (int64_t grp = 0; grp < G; ++grp) {
+        at::Tensor dst = direct ? out_n.narrow(0, grp * Cog, Cog).narrow(1, p0, len)
+                                : out_tile.narrow(0, grp * Cog, Cog).narrow(1, 0, len);
+        const at::Tensor w_g = wmat.narrow(0, grp * Cog, Cog);
+        const at::Tensor c_g = cols.narrow(1, grp * KCg, KCg).t();
+        if (bias) {
+          at::addmm_out(dst, bias_acc.narrow(0, grp * Cog, Cog).unsqueeze(1).expand({Cog, len}), w_g, c_g);
+        } else {
+          at::mm_out(dst, w_g, c_g);
+        }
+      }
+      if (!direct) out_n.narrow(1, p0, len).copy_(out_tile.narrow(1, 0, len));
+    }
+  }
+  return out;
+}
+
+template <typename T>
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward_impl(
+    const Args& a, const at::Tensor& grad_out, const at::Tensor& input, const at::Tensor& offset,
+    const std::optional<at::Tensor>& mask, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+    std::array<bool, 5> want) {
+  const Geometry& g = a.g;
+  const auto acc = c10::CppTypeToScalarType<T>::value;
+  const int64_t N = a.batch, C = g.channels, K = g.taps(), KC = g.col_width(), P = g.pixels();
+  const int64_t HW = g.height * g.width, G = g.groups, Cout = a.out_channels, Cog = Cout / G, KCg = KC / G;
+  const int64_t dg = g.deformable_groups;
+  const bool need_gx = want[0], need_goff = want[1], need_gmask = want[2] && mask.has_value();
+  const bool need_gw = want[3], need_gb = want[4] && bias.has_value();
+  const bool need_gcol = need_gx || need_goff || need_gmask;
+  const bool need_xcl = need_gw || need_goff || need_gmask;
+
+  auto none = [&] { return at::empty({0}, input.options()); };
+  auto contiguous_like = [](const at::Tensor& t) {
+    return at::empty(t.sizes(), t.options().memory_format(at::MemoryFormat::Contiguous));
+  };
+  at::Tensor grad_input = need_gx ? contiguous_like(input) : none();
+  at::Tensor grad_offset = need_goff ? contiguous_like(offset) : none();
+  at::Tensor grad_mask = need_gmask ? contiguous_like(*mask) : none();
+  if (N == 0) {
+    return {grad_input, grad_offset, grad_mask, need_gw ? at::zeros_like(weight) : none(),
+            need_gb ? at::zeros_like(*bias) : none()};
+  }
+  TORCH_CHECK_VALUE(grad_out.dim() == 4 && grad_out.size(0) == N && grad_out.size(1) == Cout &&
+                        grad_out.size(2) == g.out_h && grad_out.size(3) == g.out_w,
+                    "grad_output: expected shape (", N, ", ", Cout, ", ", g.out_h, ", ", g.out_w, "), got ",
+                    grad_out.sizes());
+
+  Workspace ws;
+  const at::Tensor wmat = ws.hold(
+      weight.to(acc).reshape({Cout, KCg / K, K}).transpose(1, 2).contiguous().view({Cout, KCg}), weight);
+  const bool direct = input.scalar_type() == acc;  // grad offset / mask written in place
+  const int64_t plan_bytes = dg * K * sizeof(ScatterPlan<T>);
+  const int64_t row_bytes = (need_gw ? KC * sizeof(T) : 0) + (need_gcol ? KC * sizeof(T) + plan_bytes : 0);
+  const int64_t fixed = 2 * (HW + 1) * C * sizeof(T) + (Cout + 3 * dg * K) * P * sizeof(T) + Cout * KCg * sizeof(T);
+  const int64_t rows = tile_rows(P, KC * sizeof(T), std::max<int64_t>(row_bytes, 1), fixed);
+
+  at::Tensor x_cl, gx_cl, col, gcol, plans, gw_acc;
+  if (need_xcl) {
+    x_cl = ws.empty({HW + 1, C}, acc);
+    x_cl[HW].zero_();
+  }
+  if (need_gx) gx_cl = ws.empty({HW + 1, C}, acc);
+  if (need_gw) {
+    col = ws.empty({rows, KC}, acc);
+    gw_acc = ws.empty({Cout, KCg}, acc);
+    gw_acc.zero_();
+  }
+  if (need_gcol) {
+    gcol = ws.empty({rows, KC}, acc);
+    plans = ws.empty({rows * plan_bytes}, at::kByte);
+  }
+  std::vector<double> gb_acc(need_gb ? Cout : 0, 0.0);
+  at::Tensor off_stage, mask_stage, go_stage, goff_stage, gmask_stage;
+  if (!direct && need_goff) goff_stage = ws.empty({2 * dg * K, g.out_h, g.out_w}, acc);
+  if (!direct && need_gmask) gmask_stage = ws.empty({dg * K, g.out_h, g.out_w}, acc);
+  const KernelTable<T>& kern = table<T>();
+  const int64_t grain = pixel_grain(g);
+
+  for (int64_t n = 0; n < N; ++n) {
+    if (need_xcl) fill_channels_last(x_cl, input[n]);
+    if (need_gx) gx_cl.zero_();
+    const ImageInputs<T> in{need_xcl ? x_cl.const_data_ptr<T>() : nullptr, staged<T>(offset[n], off_stage, ws),
+                            mask ? staged<T>((*mask)[n], mask_stage, ws) : nullptr};
+    const T* go_ptr = staged<T>(grad_out[n], go_stage, ws);
+    const at::Tensor go_n = at::from_blob(const_cast<T*>(go_ptr), {Cout, P}, at::TensorOptions().dtype(acc));
+    T* goff_ptr = !need_goff ? nullptr : direct ? grad_offset[n].mutable_data_ptr<T>() : goff_stage.mutable_data_ptr<T>();
+    T* gmask_ptr = !need_gmask ? nullptr : direct ? grad_mask[n].mutable_data_ptr<T>() : gmask_stage.mutable_data_ptr<T>();
+
+    if (need_gb) {
+      at::parallel_for(0, Cout, 1, [&](int64_t b, int64_t e) {
+        for (int64_t o = b; o < e; ++o) {
+          double s = 0;
+          for (int64_t p = 0; p < P; ++p) s += static_cast<double>(go_ptr[o * P + p]);
+          gb_acc[o] += s;
+        }
+      });
+    }
+    for (int64_t p0 = 0; p0 < P; p0 += rows) {
+      const int64_t len = std::min(rows, P - p0);
+      if (need_gw) {
+        T* col_ptr = col.mutable_data_ptr<T>();
+        at::parallel_for(p0, p0 + len, grain, [&](int64_t b, int64_t e) { kern.im2col(g, in, p0, b, e, col_ptr); });
+        const at::Tensor cols = col.narrow(0, 0, len);
+        for (int64_t grp = 0; grp < G; ++grp) {
+          gw_acc.narrow(0, grp * Cog, Cog)
+              .addmm_(go_n.narrow(0, grp * Cog, Cog).narrow(1, p0, len), cols.narrow(1, grp * KCg, KCg));
+        }
+      }
+      if (!need_gcol) continue;
+      const at::Tensor gcols = gcol.narrow(0, 0, len);
+      for (int64_t grp = 0; grp < G; ++grp) {
+        at::Tensor dst = gcols.narrow(1, grp * KCg, KCg);
+        at::mm_out(dst, go_n.narrow(0, grp * Cog, Cog).narrow(1, p0, len).t(), wmat.narrow(0, grp * Cog, Cog));
+      }
+      const T* gcol_ptr = gcol.const_data_ptr<T>();
+      auto* plan_ptr = reinterpret_cast<ScatterPlan<T>*>(plans.mutable_data_ptr<uint8_t>());
+      at::parallel_for(p0, p0 + len, grain, [&](int64_t b, int64_t e) {
+        kern.grad_coords(g, in, gcol_ptr, p0, b, e, goff_ptr, gmask_ptr, plan_ptr);
+      });
+      if (need_gx) {
+        T* gx_ptr = gx_cl.mutable_data_ptr<T>();
+        at::parallel_for(0, C, 16, [&](int64_t cb, int64_t ce) {
+          kern.scatter_grad_x(g, plan_ptr, gcol_ptr, len, cb, ce, gx_ptr);
+        });
+      }
+    }
+    if (need_gx) grad_input[n].permute({1, 2, 0}).copy_(gx_cl.narrow(0, 0, HW).view({g.height, g.width, C}));
+    if (!direct && need_goff) grad_offset[n].copy_(goff_stage);
+    if (!direct && need_gmask) grad_mask[n].copy_(gmask_stage);
+  }
+
+  at::Tensor grad_weight = none(), grad_bias = none();
+  if (need_gw) {
+    grad_weight = gw_acc.view({Cout, K, KCg / K}).transpose(1, 2).reshape(weight.sizes()).to(weight.scalar_type())
+                      .contiguous();
+  }
+  if (need_gb) {
+    grad_bias = at::empty({Cout}, at::TensorOptions().dtype(at::kDouble));
+    std::copy(gb_acc.begin(), gb_acc.end(), grad_bias.mutable_data_ptr<double>());
+    grad_bias = grad_bias.to(bias->scalar_type());
+  }
+  return {grad_input, grad_offset, grad_mask, grad_weight, grad_bias};
+}
+
+at::Tensor deform_conv2d_cpu(const at::Tensor& input, const at::Tensor& offset, const std::optional<at::Tensor>& mask,
+                             const at::Tensor& weight, const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                             at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+                             int64_t deformable_groups) {
+  const Args a = check_args(input, offset, mask, weight, bias, stride, padding, dilation, groups, deformable_groups);
+  if (input.scalar_type() == at::kDouble) return forward_impl<double>(a, input, offset, mask, weight, bias);
+  return forward_impl<float>(a, input, offset, mask, weight, bias);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> deform_conv2d_backward_cpu(
+    const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& offset,
+    const std::optional<at::Tensor>& mask, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+    at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
+    int64_t deformable_groups, std::array<bool, 5> output_mask) {
+  const Args a = check_args(input, offset, mask, weight, bias, stride, padding, dilation, groups, deformable_groups);
+  TORCH_CHECK_TYPE(grad_output.scalar_type() == input.scalar_type(), "grad_output: expected dtype ",
+                   input.scalar_type(), ", got ", grad_output.scalar_type());
+  if (input.scalar_type() == at::kDouble) {
+    return backward_impl<double>(a, grad_output, input, offset, mask, weight, bias, output_mask);
+  }
+  return backward_impl<float>(a, grad_output, input, offset, mask, weight, bias, output_mask);
+}
+
+}  // namespace
+
+const KernelSet& kernels() {
+  static const KernelSet& set = pick_kernels();
+  return set;
+}
+
+}  // namespace cpu
+
+const char* kernel_isa() { return cpu::kernels().isa; }
+
+}  // namespace mx_dcn
+
+TORCH_LIBRARY_IMPL(mx_dcn, CPU, m) {
+  m.impl("deform_conv2d", &mx_dcn::cpu::deform_conv2d_cpu);
+  m.impl("deform_conv2d_backward", &mx_dcn::cpu::deform_conv2d_backward_cpu);
+}

@@ -1,0 +1,22 @@
+// The sampling kernels compiled for the avx512 instruction set (see kernels_impl.inc).
+#include <cmath>
+#include <cstdint>
+
+#include "cpu/kernels.h"
+
+#pragma GCC target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi,bmi2,f16c")
+
+namespace {
+#include "cpu/kernels_impl.inc"
+}  // namespace
+
+namespace mx_dcn {
+namespace cpu {
+
+const KernelSet& kernels_avx512() {
+  static const KernelSet set{"avx512", make_table<float>(), make_table<double>()};
+  return set;
+}
+
+}  // namespace cpu
+}  // namespace mx_dcn

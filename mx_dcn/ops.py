@@ -1,0 +1,126 @@
+"""The registered torch operators of mx_dcn's native kernels: `torch.ops.mx_dcn.deform_conv2d` and
+`torch.ops.mx_dcn.deform_conv2d_backward` (schemas in mx_dcn/csrc/ops.cpp, device kernels in
+mx_dcn/csrc/cpu and mx_dcn/csrc/cuda).
+
+Importing this module does not load the extension; `load()` does (once), then registers the fake
+(meta) kernels and the autograd formula, shared by every device, so the op works under
+`torch.compile(fullgraph=True)`, `torch.export` and `torch.library.opcheck`.
+"""
+from __future__ import annotations
+
+import threading
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+
+from .workspace import get_workspace_budget
+
+_lock = threading.Lock()
+_module = None
+_error: Optional[str] = None
+
+
+def load():
+    """The extension module mx_dcn._C, loaded and registered once; raises ImportError with the
+    reason when it cannot be loaded."""
+    global _module, _error
+    if _module is not None:
+        return _module
+    with _lock:
+        if _module is None and _error is None:
+            try:
+                from . import _C  # noqa: F401  (registers the schemas and device kernels)
+            except Exception as exc:  # ImportError, or an OSError/undefined symbol from a stale build
+                _error = f"mx_dcn._C could not be imported ({type(exc).__name__}: {exc}); build it with " \
+                         "`MAX_JOBS=1 python setup.py build_ext --inplace` or `pip install --no-build-isolation -e .`"
+            else:
+                _register_python_parts()
+                _module = _C
+    if _module is None:
+        raise ImportError(_error)
+    return _module
+
+
+def load_error() -> Optional[str]:
+    """Why the extension cannot be loaded, or None when it loads."""
+    try:
+        load()
+    except ImportError as exc:
+        return str(exc)
+    return None
+
+
+def _sync_budget() -> None:
+    """Hand the current workspace budget (mx_dcn.workspace) to the C++ kernels."""
+    budget = get_workspace_budget()
+    if _module.get_workspace_budget() != budget:
+        _module.set_workspace_budget(budget)
+
+
+def deform_conv2d(x, offset, mask, weight, bias, stride, padding, dilation, groups, deformable_groups):
+    """Differentiable call of the registered op (arguments already validated, pairs as tuples)."""
+    load()
+    _sync_budget()
+    return torch.ops.mx_dcn.deform_conv2d(x, offset, mask, weight, bias, list(stride), list(padding),
+                                          list(dilation), groups, deformable_groups)
+
+
+def workspace_peak_bytes() -> int:
+    """Largest workspace (bytes) one native CPU call held since `reset_workspace_peak()`: the
+    channels-last image copies, column tiles, staging buffers and converted weights it allocated."""
+    return load().workspace_peak_bytes()
+
+
+def reset_workspace_peak() -> None:
+    load().reset_workspace_peak()
+
+
+# ----------------------------------------------------------------------------------------------
+# Fake kernels and autograd (device-independent)
+
+def _out_size(size, kernel, stride, pad, dilation):
+    return (size + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _fake_forward(input, offset, mask, weight, bias, stride, padding, dilation, groups, deformable_groups):
+    n, _, h, w = input.shape
+    c_out, _, kh, kw = weight.shape
+    ho = _out_size(h, kh, stride[0], padding[0], dilation[0])
+    wo = _out_size(w, kw, stride[1], padding[1], dilation[1])
+    return input.new_empty((n, c_out, ho, wo))
+
+
+def _fake_backward(grad_output, input, offset, mask, weight, bias, stride, padding, dilation, groups,
+                   deformable_groups, output_mask):
+    def empty_like(t, wanted):
+        if t is None or not wanted:
+            return input.new_empty((0,))
+        return t.new_empty(t.shape)  # contiguous, like the kernels' results
+
+    return (empty_like(input, output_mask[0]), empty_like(offset, output_mask[1]),
+            empty_like(mask, output_mask[2]), empty_like(weight, output_mask[3]),
+            empty_like(bias, output_mask[4]))
+
+
+def _setup_context(ctx, inputs, output):
+    input, offset, mask, weight, bias, stride, padding, dilation, groups, deformable_groups = inputs
+    ctx.save_for_backward(input, offset, mask, weight, bias)
+    ctx.args = (stride, padding, dilation, groups, deformable_groups)
+    ctx.has_mask, ctx.has_bias = mask is not None, bias is not None
+
+
+def _backward(ctx, grad_output):
+    input, offset, mask, weight, bias = ctx.saved_tensors
+    need = ctx.needs_input_grad
+    output_mask = [bool(need[0]), bool(need[1]), bool(need[2] and ctx.has_mask), bool(need[3]),
+                   bool(need[4] and ctx.has_bias)]
+    grads = torch.ops.mx_dcn.deform_conv2d_backward(grad_output, input, offset, mask, weight, bias,
+                                                     *ctx.args, output_mask)
+    grads = [g if wanted else None for g, wanted in zip(grads, output_mask)]
+    return (*grads, None, None, None, None, None)
+
+
+def _register_python_parts() -> None:
+    torch.library.register_fake("mx_dcn::deform_conv2d")(_fake_forward)
+    torch.library.register_fake("mx_dcn::deform_conv2d_backward")(_fake_backward)
+    torch.library.register_autograd("mx_dcn::deform_conv2d", _backward, setup_context=_setup_context)

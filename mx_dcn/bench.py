@@ -1,0 +1,179 @@
+"""CPU benchmark: mx_dcn's C++ kernel against the dense convolution of the same shape (its floor) and,
+when importable, torchvision's deform_conv2d. fp32, 3x3 kernels, everything measured in one process.
+
+    python -m mx_dcn.bench            # all shapes
+    python -m mx_dcn.bench --quick    # small repeats, for a smoke test
+    python -m mx_dcn.bench --shapes n2_c64_64x64 s2_n2_c64_64x64 --repeats 20
+
+Times are medians over `repeats` runs after warm-up. forward+backward is one forward and one
+backward for every input (x, offset, mask, weight, bias; x, weight, bias for the dense conv).
+peak extra MB is the largest workspace the kernel held during a forward+backward (its channels-last
+copies, column tiles, staging buffers), as recorded by the kernel itself.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Callable, Dict, List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+
+SHAPES: Dict[str, Dict[str, int]] = {
+    "n2_c64_64x64": dict(n=2, c=64, h=64, w=64, c_out=64, stride=1, dilation=1),
+    "n1_c256_32x32": dict(n=1, c=256, h=32, w=32, c_out=256, stride=1, dilation=1),
+    "n6_c64_64x176": dict(n=6, c=64, h=64, w=176, c_out=64, stride=1, dilation=1),
+    "n8_c128_32x32": dict(n=8, c=128, h=32, w=32, c_out=128, stride=1, dilation=1),
+    "s2_n2_c64_64x64": dict(n=2, c=64, h=64, w=64, c_out=64, stride=2, dilation=1),
+    "d2_n2_c64_64x64": dict(n=2, c=64, h=64, w=64, c_out=64, stride=1, dilation=2),
+}
+# The shapes the performance targets are stated on (forward <= 1.5x, forward+backward <= 3x dense).
+TARGET_SHAPES = ("n2_c64_64x64", "n1_c256_32x32", "n6_c64_64x176", "n8_c128_32x32")
+FWD_TARGET, FWDBWD_TARGET = 1.5, 3.0
+
+
+def _inputs(shape: Dict[str, int], seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    n, c, h, w, c_out = shape["n"], shape["c"], shape["h"], shape["w"], shape["c_out"]
+    s, d = shape["stride"], shape["dilation"]
+    pad = d  # 3x3: padding == dilation keeps the size at stride 1
+    ho, wo = (h + 2 * pad - 2 * d - 1) // s + 1, (w + 2 * pad - 2 * d - 1) // s + 1
+    x = torch.randn(n, c, h, w, generator=g)
+    weight = torch.randn(c_out, c, 3, 3, generator=g) / (9 * c) ** 0.5
+    bias = torch.randn(c_out, generator=g)
+    offset = torch.randn(n, 18, ho, wo, generator=g) * 2.0
+    mask = torch.rand(n, 9, ho, wo, generator=g)
+    return dict(x=x, offset=offset, mask=mask, weight=weight, bias=bias, stride=s, padding=pad, dilation=d)
+
+
+def _median_ms(fn: Callable[[], None], repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def _fwd_bwd(call: Callable, tensors: Sequence[torch.Tensor]):
+    leaves = [t.detach().requires_grad_(True) for t in tensors]
+
+    def run():
+        out = call(*leaves)
+        out.backward(torch.ones_like(out))
+        for t in leaves:
+            t.grad = None
+    return run
+
+
+def _torchvision():
+    try:
+        from torchvision.ops import deform_conv2d
+    except Exception:  # not installed, or built for another torch
+        return None
+    return deform_conv2d
+
+
+def measure(shape_names: Optional[Sequence[str]] = None, repeats: Optional[int] = None,
+            include_torchvision: bool = True, progress: Optional[Callable[[str], None]] = None) -> List[dict]:
+    """One dict per shape (see the module doc); times in ms, ratios mx_dcn / dense conv, speed-ups
+    torchvision / mx_dcn (None when torchvision is absent)."""
+    import mx_dcn
+    from mx_dcn import ops
+
+    ops.load()
+    names = list(shape_names) if shape_names else list(SHAPES)
+    for name in names:
+        if name not in SHAPES:
+            raise ValueError(f"shape: expected one of {sorted(SHAPES)}, got {name!r}")
+    repeats = 10 if repeats is None else int(repeats)
+    if repeats < 1:
+        raise ValueError(f"repeats: expected >= 1, got {repeats}")
+    tv = _torchvision() if include_torchvision else None
+    results = []
+    for name in names:
+        if progress:
+            progress(name)
+        a = _inputs(SHAPES[name])
+        conv_args = dict(stride=a["stride"], padding=a["padding"], dilation=a["dilation"])
+
+        def dense(x, weight, bias):
+            return F.conv2d(x, weight, bias, **conv_args)
+
+        def ours(x, offset, mask, weight, bias):
+            with mx_dcn.use_backend("cpu"):
+                return mx_dcn.modulated_deform_conv2d(x, offset, mask, weight, bias, **conv_args)
+
+        dense_in = (a["x"], a["weight"], a["bias"])
+        ours_in = (a["x"], a["offset"], a["mask"], a["weight"], a["bias"])
+        with torch.no_grad():
+            row = dict(shape=name,
+                       dense_fwd_ms=_median_ms(lambda: dense(*dense_in), repeats),
+                       mxdcn_fwd_ms=_median_ms(lambda: ours(*ours_in), repeats))
+        row["dense_fwdbwd_ms"] = _median_ms(_fwd_bwd(dense, dense_in), repeats)
+        ops.reset_workspace_peak()
+        row["mxdcn_fwdbwd_ms"] = _median_ms(_fwd_bwd(ours, ours_in), repeats)
+        row["peak_extra_mb"] = ops.workspace_peak_bytes() / 2 ** 20
+        row["fwd_ratio"] = row["mxdcn_fwd_ms"] / row["dense_fwd_ms"]
+        row["fwdbwd_ratio"] = row["mxdcn_fwdbwd_ms"] / row["dense_fwdbwd_ms"]
+        row.update(torchvision_fwd_ms=None, torchvision_fwdbwd_ms=None, speedup_fwd=None, speedup_fwdbwd=None)
+        if tv is not None:
+            def theirs(x, offset, mask, weight, bias):
+                return tv(x, offset, weight, bias, mask=mask, **conv_args)
+            with torch.no_grad():
+                row["torchvision_fwd_ms"] = _median_ms(lambda: theirs(*ours_in), repeats)
+            row["torchvision_fwdbwd_ms"] = _median_ms(_fwd_bwd(theirs, ours_in), repeats)
+            row["speedup_fwd"] = row["torchvision_fwd_ms"] / row["mxdcn_fwd_ms"]
+            row["speedup_fwdbwd"] = row["torchvision_fwdbwd_ms"] / row["mxdcn_fwdbwd_ms"]
+        results.append(row)
+    return results
+
+
+def _describe(name: str) -> str:
+    s = SHAPES[name]
+    extra = "".join(f" {k}{s[k]}" for k in ("stride", "dilation") if s[k] != 1)
+    return f"({s['n']},{s['c']},{s['h']},{s['w']},{s['c_out']}){extra}"
+
+
+def format_table(results: List[dict]) -> str:
+    """A plain-text table: one line per shape."""
+    def num(v, fmt):
+        return "-" if v is None else format(v, fmt)
+
+    head = (f"{'shape (N,C,H,W,Cout)':<28}{'dense fwd':>10}{'mx fwd':>9}{'ratio':>7}"
+            f"{'dense f+b':>11}{'mx f+b':>9}{'ratio':>7}{'tv fwd':>9}{'tv f+b':>9}{'x fwd':>7}{'x f+b':>7}"
+            f"{'extra MB':>10}")
+    lines = [head, "-" * len(head)]
+    for r in results:
+        lines.append(
+            f"{_describe(r['shape']):<28}{r['dense_fwd_ms']:>10.2f}{r['mxdcn_fwd_ms']:>9.2f}{r['fwd_ratio']:>7.2f}"
+            f"{r['dense_fwdbwd_ms']:>11.2f}{r['mxdcn_fwdbwd_ms']:>9.2f}{r['fwdbwd_ratio']:>7.2f}"
+            f"{num(r['torchvision_fwd_ms'], '9.2f'):>9}{num(r['torchvision_fwdbwd_ms'], '9.2f'):>9}"
+            f"{num(r['speedup_fwd'], '7.1f'):>7}{num(r['speedup_fwdbwd'], '7.1f'):>7}{r['peak_extra_mb']:>10.1f}")
+    lines.append(f"times in ms (median), fp32, 3x3, {torch.get_num_threads()} threads; ratio = mx_dcn / dense "
+                 f"conv (targets: forward <= {FWD_TARGET}, forward+backward <= {FWDBWD_TARGET}); "
+                 "x = speed-up over torchvision ('-': torchvision not importable)")
+    return "\n".join(lines)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mx_dcn.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--shapes", nargs="+", choices=sorted(SHAPES), help="shapes to run (default: all)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed runs per figure (default 10)")
+    parser.add_argument("--quick", action="store_true", help="2 repeats (a smoke test, not a measurement)")
+    parser.add_argument("--no-torchvision", action="store_true", help="skip torchvision even if importable")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads before measuring")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    repeats = args.repeats if args.repeats is not None else (2 if args.quick else None)
+    results = measure(args.shapes, repeats=repeats, include_torchvision=not args.no_torchvision)
+    print(format_table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,151 @@
+"""The AscendC kernel sources, run on the CPU model of the AscendC API through the exact Python
+algorithm of the ascendc backend, against the float64 oracle (forward and every gradient); and the
+model's own rules."""
+import pytest
+import torch
+
+from mx_dcn.backends.ascendc import (COL2IM, IM2COL, SimError, SimKernels, compute_tiling, run_with_kernels)
+from mx_dcn.problem import describe
+from mx_dcn.testing.cases import Case
+from mx_dcn.testing.oracle import oracle_backward, oracle_forward
+from mx_dcn.workspace import workspace_budget
+
+from test_ascend_support import sim, sim_library  # noqa: F401  (fixture)
+
+# Cases meeting the kernels' constraints (C_in % 64 == 0, dg == 1), with the number of vector cores
+# to split them over; most splits are uneven (pixels % cores != 0).
+CASES = [
+    (Case("k3_s2_p2_d2_c64", 2, 64, 9, 11, 32, stride=(2, 2), padding=(2, 2), dilation=(2, 2)), 7),
+    (Case("k1_p0_c128", 2, 128, 7, 5, 16, kh=1, kw=1, padding=(0, 0)), 5),
+    (Case("k5_p2_c64", 1, 64, 9, 7, 8, kh=5, kw=5, padding=(2, 2)), 48),
+    (Case("k3_p0_offsets_outside", 2, 64, 7, 9, 8, padding=(0, 0), offsets="outside"), 3),
+    (Case("k3_offsets_integer", 1, 64, 7, 7, 8, offsets="integer"), 4),
+    (Case("mask_zeros_groups2_c128", 2, 128, 5, 7, 16, groups=2, mask_kind="zeros"), 7),
+    (Case("v1_no_mask_no_bias", 2, 64, 7, 9, 8, mask=False, bias=False), 6),
+    (Case("s21_p02_d21_k3x1", 1, 64, 11, 9, 8, kh=3, kw=1, stride=(2, 1), padding=(0, 2), dilation=(2, 1)), 7),
+    (Case("zero_offsets_single_core", 1, 64, 5, 5, 8, offsets="zero"), 1),
+]
+
+
+def assert_close(got, want, what, rtol=1e-4):
+    want = torch.as_tensor(want, dtype=torch.float64)
+    err = float((got.detach().double() - want).abs().max()) if want.numel() else 0.0
+    allowed = rtol * (1.0 + float(want.abs().max()) if want.numel() else 1.0)
+    assert err <= allowed, f"{what}: max error {err:.3e} > {allowed:.3e}"
+
+
+def run_case(case: Case, kernels: SimKernels, seed: int = 0, dtype=torch.float32):
+    inputs = case.make_inputs(dtype, seed=seed)
+    leaves = {k: (v.requires_grad_(True) if v is not None else None) for k, v in inputs.items()}
+    p = describe(leaves["x"], leaves["offset"], leaves["mask"], leaves["weight"], leaves["bias"], **case.args())
+    out = run_with_kernels(p, leaves["x"], leaves["offset"], leaves["mask"], leaves["weight"], leaves["bias"], kernels)
+    grad_out = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
+    out.backward(grad_out.to(out.dtype))
+    return leaves, out, grad_out, p
+
+
+@pytest.mark.parametrize("case,cores", CASES, ids=[c.name for c, _ in CASES])
+def test_kernels_match_oracle(case, cores):
+    kernels = SimKernels(sim_library(), core_num=cores)
+    leaves, out, grad_out, p = run_case(case, kernels)
+    args = case.args()
+    want = oracle_forward(leaves["x"], leaves["offset"], leaves["mask"], leaves["weight"], leaves["bias"], **args)
+    assert_close(out, want, f"{case.name} forward")
+    grads = oracle_backward(leaves["x"], leaves["offset"], leaves["mask"], leaves["weight"], leaves["bias"],
+                            grad_out, **args)
+    for name in ("x", "offset", "mask", "weight", "bias"):
+        if leaves[name] is None:
+            continue
+        assert leaves[name].grad is not None, f"{case.name}: no gradient for {name}"
+        assert_close(leaves[name].grad, grads[name], f"{case.name} grad {name}")
+
+    # The launches really ran on several blocks, split as the tiling says, within the UB it predicts.
+    pixels = case.n * case.out_hw[0] * case.out_hw[1]
+    assert {k for k, *_ in kernels.launches} == {"im2col", "col2im"}
+    for kernel, shape, blocks, ub_peak in kernels.launches:
+        kind = IM2COL if kernel == "im2col" else COL2IM
+        status, tiling = compute_tiling(kind, shape, cores)
+        assert status == 0
+        assert blocks == tiling["blockDim"] == min(cores, pixels)
+        assert ub_peak == tiling["ubBytes"] <= 192 * 1024, (kernel, ub_peak, tiling["ubBytes"])
+
+
+def test_some_splits_are_uneven():
+    uneven = [c.name for c, cores in CASES if (c.n * c.out_hw[0] * c.out_hw[1]) % cores]
+    assert len(uneven) >= 5, uneven
+
+
+def test_chunked_launches_and_channel_chunks():
+    """A small workspace budget splits the pixels into several launches; a small UB splits the
+    channels into chunks (cTile < C, the last chunk narrower) -- results unchanged."""
+    case = Case("chunked", 2, 256, 10, 12, 8, padding=(1, 1), offsets="outside", mask_kind="zeros")
+    kernels = SimKernels(sim_library(), core_num=5, ub=8 * 1024)
+    with workspace_budget(1024 * 1024):
+        leaves, out, grad_out, p = run_case(case, kernels, seed=3)
+    starts = sorted({shape[15] for _, shape, _, _ in kernels.launches})
+    assert len(starts) >= 2, "expected several launches"
+    tiles = {compute_tiling(IM2COL if kernel == "im2col" else COL2IM, shape, 5, 8 * 1024)[1]["cTile"]
+             for kernel, shape, _, _ in kernels.launches}
+    assert max(tiles) < 256 and any(256 % t for t in tiles), tiles   # chunked, one with a narrower tail
+    args = case.args()
+    want = oracle_forward(leaves["x"], leaves["offset"], leaves["mask"], leaves["weight"], leaves["bias"], **args)
+    assert_close(out, want, "chunked forward")
+    grads = oracle_backward(leaves["x"], leaves["offset"], leaves["mask"], leaves["weight"], leaves["bias"],
+                            grad_out, **args)
+    for name in ("x", "offset", "mask", "weight", "bias"):
+        assert_close(leaves[name].grad, grads[name], f"chunked grad {name}")
+
+
+def test_half_inputs_are_computed_in_float32_and_cast_back(sim):
+    case = CASES[0][0]
+    inputs = case.make_inputs(torch.float16)
+    p = describe(inputs["x"], inputs["offset"], inputs["mask"], inputs["weight"], inputs["bias"], **case.args())
+    out = run_with_kernels(p, *(inputs[k] for k in ("x", "offset", "mask", "weight", "bias")), sim)
+    assert out.dtype == torch.float16
+    want = oracle_forward(*(inputs[k] for k in ("x", "offset", "mask", "weight", "bias")), **case.args())
+    assert_close(out, want, "fp16 forward", rtol=4e-3)
+
+
+def test_empty_batch_launches_nothing(sim):
+    case = Case("empty", 0, 64, 5, 5, 8)
+    before = len(sim.launches)
+    leaves, out, _, _ = run_case(case, sim)
+    assert out.shape == (0, 8, 5, 5) and len(sim.launches) == before
+    assert float(leaves["weight"].grad.abs().sum()) == 0.0
+
+
+def test_a_tiling_that_overfills_ub_is_stopped_by_the_model():
+    """If the tiling believed in a 256 KiB UB, the kernel's buffers would not fit the real 192 KiB:
+    the model stops the launch instead of corrupting memory."""
+    kernels = SimKernels(sim_library(), core_num=2, ub=256 * 1024)
+    case = Case("wide", 1, 8192, 3, 3, 4, padding=(0, 0))
+    inputs = case.make_inputs(torch.float32)
+    p = describe(*(inputs[k] for k in ("x", "offset", "mask", "weight", "bias")), **case.args())
+    with pytest.raises(SimError, match="UB capacity exceeded"):
+        run_with_kernels(p, *(inputs[k] for k in ("x", "offset", "mask", "weight", "bias")), kernels)
+
+
+# --------------------------------------------------------------------------- the model's own rules
+
+RULES = {
+    1: "length 36 bytes is not a multiple of 32 bytes",      # misaligned DataCopy length
+    2: "is not 32-byte aligned",                              # misaligned UB address
+    3: "UB capacity exceeded",                                # 200 KiB of buffers
+    4: "repeatTimes 256 exceeds 255",                         # 8-bit repeat field
+    5: "block stride (gap) 65536 exceeds the 16-bit field",   # 16-bit stride field
+    6: "must sit between SetAtomicAdd and SetAtomicNone",     # atomic add outside SetAtomicAdd
+    7: "SetAtomicAdd still active",
+    8: "leaves its buffer",
+    9: "the work split overlaps",
+}
+
+
+@pytest.mark.parametrize("toy", sorted(RULES))
+def test_model_rejects_rule_breaking_kernel(sim, toy):
+    message = sim.selftest(toy)
+    assert message is not None, f"toy {toy} ran although it breaks a rule"
+    assert RULES[toy] in message and message.startswith("AscendC model:"), message
+
+
+def test_model_runs_a_rule_abiding_kernel(sim):
+    assert sim.selftest(0) is None

@@ -1,0 +1,104 @@
+"""The ascendc backend's verdicts: every violated constraint appears by name in mx_dcn.explain
+(for a declared target, no NPU needed) and the call goes to the next backend of the npu chain;
+`available()` says exactly what is missing."""
+import sys
+import types
+
+import pytest
+import torch
+
+import mx_dcn
+from mx_dcn.backends import ascendc
+from mx_dcn.backends.base import AVAILABLE
+
+META = "meta"
+
+
+def tensors(n=2, c_in=64, h=9, w=9, c_out=16, k=3, padding=1, stride=1, dg=1, dtype=torch.float32, mask=True):
+    ho = (h + 2 * padding - (k - 1) - 1) // stride + 1
+    wo = (w + 2 * padding - (k - 1) - 1) // stride + 1
+    make = lambda *s: torch.empty(*s, device=META, dtype=dtype)  # noqa: E731
+    return dict(x=make(n, c_in, h, w), offset=make(n, 2 * dg * k * k, ho, wo),
+                mask=make(n, dg * k * k, ho, wo) if mask else None, weight=make(c_out, c_in, k, k),
+                bias=make(c_out), stride=stride, padding=padding, deformable_groups=dg)
+
+
+def explain(t, soc="Ascend910B2"):
+    return mx_dcn.explain(t.pop("x"), t.pop("offset"), t.pop("mask"), t.pop("weight"), t.pop("bias"), **t,
+                          device="npu", soc=soc)
+
+
+@pytest.fixture
+def npu_backends_available(monkeypatch):
+    """Pretend ascendc and cann are available, so the choice shows where each verdict leads."""
+    for name in ("ascendc", "cann"):
+        monkeypatch.setattr(mx_dcn.get_backend(name), "_availability", AVAILABLE)
+
+
+def rules(report, name="ascendc"):
+    return [v.rule for v in report.backends[name].violations]
+
+
+def test_valid_call_for_atlas_a2_has_no_violation(npu_backends_available):
+    report = explain(tensors())
+    assert rules(report) == [] and report.chosen == "ascendc"
+
+
+@pytest.mark.parametrize("make,soc,rule", [
+    (lambda: tensors(), "Ascend910A", "soc"),
+    (lambda: tensors(), "Ascend310P3", "soc"),
+    (lambda: tensors(c_in=96), "Ascend910B2", "c_in_multiple_of_64"),
+    (lambda: tensors(dg=2), "Ascend910B2", "deformable_groups"),
+    (lambda: tensors(dtype=torch.float64), "Ascend910B3", "dtype"),
+    (lambda: tensors(n=1, h=101, w=101, k=101, padding=0, c_out=4), "Ascend910B4", "tiling"),
+])
+def test_each_violation_is_named_and_falls_back(npu_backends_available, make, soc, rule):
+    report = explain(make(), soc=soc)
+    assert rules(report) == [rule], str(report)
+    assert report.chosen != "ascendc"
+    # The next backend of the npu chain that accepts the call gets it.
+    expected = "cann" if not report.backends["cann"].violations else "portable"
+    assert report.chosen == expected, str(report)
+    assert rule in str(report)
+
+
+def test_declared_target_without_npu_here():
+    """On this machine (no torch_npu) a declared target gets the same verdicts; the npu backends are
+    assumed installed there, so the call goes to cann."""
+    report = explain(tensors(c_in=96))
+    assert rules(report) == ["c_in_multiple_of_64"]
+    verdict = report.backends["ascendc"]
+    assert not verdict.available and verdict.assumed and report.chosen == "cann"
+    assert explain(tensors()).chosen == "ascendc"
+
+
+def test_unknown_soc_is_a_violation():
+    report = explain(tensors(), soc=None)
+    assert rules(report) == ["soc"] and "unknown" in report.backends["ascendc"].violations[0].message
+
+
+def test_half_types_are_accepted():
+    for dtype in (torch.float16, torch.bfloat16):
+        assert rules(explain(tensors(dtype=dtype))) == []
+
+
+def test_tiling_message_names_the_limit():
+    report = explain(tensors(n=1, h=101, w=101, k=101, padding=0, c_out=4))
+    assert "Unified Buffer" in report.backends["ascendc"].violations[0].message
+
+
+def test_available_says_torch_npu_is_missing_here():
+    reason = ascendc.AscendCBackend().available().reason
+    assert "torch_npu is not importable" in reason
+
+
+def test_available_lists_each_missing_piece(monkeypatch):
+    """With torch_npu importable but nothing else present: device, package and glue are each named."""
+    monkeypatch.setitem(sys.modules, "torch_npu", types.ModuleType("torch_npu"))
+    monkeypatch.setattr(ascendc, "_soc_cache", {})
+    monkeypatch.delenv("ASCEND_CUSTOM_OPP_PATH", raising=False)
+    monkeypatch.delenv("ASCEND_OPP_PATH", raising=False)
+    reason = ascendc.AscendCBackend().available().reason
+    assert "no NPU device is visible" in reason
+    assert "custom op package is not installed" in reason
+    assert "mx_dcn._npu is not built" in reason

@@ -285,8 +285,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> deform_co
     }
   }
 
-  at::Tensor grad_input = !need_gx ? none() : gx_acc.scalar_type() == input.scalar_type() ? gx_acc
-                                                                                          : gx_acc.to(input.scalar_type());
+  // Contiguous like the fake kernel in mx_dcn/ops.py declares (and the CPU kernel returns).
+  at::Tensor grad_input = need_gx ? gx_acc.to(input.scalar_type()).contiguous() : none();
   at::Tensor grad_weight = need_gw ? gw_acc.view(weight.sizes()).to(weight.scalar_type()) : none();
   at::Tensor grad_bias = need_gb ? go.sum({0, 2, 3}, false, acc_type(go.scalar_type())).to(bias->scalar_type()) : none();
   return {grad_input, grad_offset, grad_mask, grad_weight, grad_bias};

@@ -13,10 +13,9 @@ cxx="${CXX:-g++}"
 mkdir -p "$build"
 
 flags=(-std=c++17 -O2 -g -fPIC -Wall -Wextra -Wno-unused-parameter
-       -I"$ka/sim/include" -I"$ka/tiling" -I"$ka/op_kernel"
-       "-DSIM_TILING_HEADER=\"dcn_tiling.h\"" -DSIM_TILING_TYPE=mxdcn::DcnTilingData)
+       -I"$ka/sim/include" -I"$ka/op_host" -I"$ka/op_kernel")
 sources=("$ka/sim/sim_runtime.cpp" "$ka/sim/capi.cpp" "$ka/sim/selftest_kernels.cpp"
-         "$ka/tiling/dcn_tiling.cpp" "$ka/op_kernel/mx_dcn_im2col.cpp" "$ka/op_kernel/mx_dcn_col2im.cpp")
+         "$ka/op_host/dcn_tiling.cpp" "$ka/op_kernel/mx_dcn_im2col.cpp" "$ka/op_kernel/mx_dcn_col2im.cpp")
 
 # Build into a temporary name and rename, so a concurrent reader never loads a half-written file.
 "$cxx" "${flags[@]}" -shared -o "$build/libmxdcn_ascend_sim.so.tmp.$$" "${sources[@]}"

@@ -12,7 +12,7 @@ import pytest
 from mx_dcn.backends.ascendc import SimKernels, default_sim_library
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_SOURCES = [os.path.join(ROOT, "kernels_ascend", d) for d in ("op_kernel", "sim", "tiling")]
+_SOURCES = [os.path.join(ROOT, "kernels_ascend", d) for d in ("op_kernel", "op_host", "sim")]
 _lock = threading.Lock()
 
 

@@ -4,6 +4,7 @@
 //   grad_mask    = sum_c grad_col * bilinear
 // grad_x must be zeroed by the caller; grad_offset and grad_mask are fully written.
 #include "dcn_kernel_common.h"
+#include "dcn_tiling_data.h"
 
 namespace mxdcn_kernel {
 
@@ -17,7 +18,7 @@ class DcnCol2im : public DcnKernelBase {
     gradXGm_.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(gradX), uint64_t(n_) * h_ * w_ * c_);
     gradOffsetGm_.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(gradOffset), uint64_t(pixelCount_) * taps_ * 2);
     if (hasMask_) gradMaskGm_.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(gradMask), uint64_t(pixelCount_) * taps_);
-    // Sizes must match DcnUbBytes(kCol2im, ...) in tiling/dcn_tiling.cpp.
+    // Sizes must match DcnUbBytes(kCol2im, ...) in op_host/dcn_tiling.cpp.
     const uint32_t offsetBytes = AlignBytes(tilePixels_ * taps_ * 2 * sizeof(float));
     const uint32_t maskBytes = AlignBytes(tilePixels_ * taps_ * sizeof(float));
     const uint32_t row = cTile_ * sizeof(float);
@@ -166,6 +167,7 @@ extern "C" __global__ __aicore__ void mx_dcn_col2im(GM_ADDR x, GM_ADDR offset, G
                                                    GM_ADDR gradX, GM_ADDR gradOffset, GM_ADDR gradMask,
                                                    GM_ADDR workspace, GM_ADDR tiling) {
   KERNEL_TASK_TYPE_DEFAULT(KERNEL_TYPE_AIV_ONLY);
+  REGISTER_TILING_DEFAULT(mxdcn::DcnTilingData);
   GET_TILING_DATA(tilingData, tiling);
   AscendC::TPipe pipe;
   mxdcn_kernel::DcnCol2im op;

@@ -2,6 +2,7 @@
 //   columns[p, k, c] = mask[p, k] * bilinear(x[n(p), :, :, c], sample point of pixel p, tap k)
 // The matrix product with the weight runs afterwards on the cube unit (torch matmul through CANN).
 #include "dcn_kernel_common.h"
+#include "dcn_tiling_data.h"
 
 namespace mxdcn_kernel {
 
@@ -11,7 +12,7 @@ class DcnIm2col : public DcnKernelBase {
   __aicore__ inline void Init(GM_ADDR x, GM_ADDR offset, GM_ADDR mask, GM_ADDR columns, const Tiling& t, TPipe* pipe) {
     InitBase(t, x, offset, mask);
     columnsGm_.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(columns), uint64_t(pixelCount_) * taps_ * c_);
-    // Sizes must match DcnUbBytes(kIm2col, ...) in tiling/dcn_tiling.cpp.
+    // Sizes must match DcnUbBytes(kIm2col, ...) in op_host/dcn_tiling.cpp.
     pipe->InitBuffer(offsetBuf_, AlignBytes(tilePixels_ * taps_ * 2 * sizeof(float)));
     if (hasMask_) pipe->InitBuffer(maskBuf_, AlignBytes(tilePixels_ * taps_ * sizeof(float)));
     pipe->InitBuffer(cornerQue_, 2, 4 * cTile_ * sizeof(float));
@@ -78,6 +79,7 @@ class DcnIm2col : public DcnKernelBase {
 extern "C" __global__ __aicore__ void mx_dcn_im2col(GM_ADDR x, GM_ADDR offset, GM_ADDR mask, GM_ADDR columns,
                                                    GM_ADDR workspace, GM_ADDR tiling) {
   KERNEL_TASK_TYPE_DEFAULT(KERNEL_TYPE_AIV_ONLY);
+  REGISTER_TILING_DEFAULT(mxdcn::DcnTilingData);
   GET_TILING_DATA(tilingData, tiling);
   AscendC::TPipe pipe;
   mxdcn_kernel::DcnIm2col op;

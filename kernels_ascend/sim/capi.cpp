@@ -1,5 +1,5 @@
 // C ABI over the CPU model, for Python (ctypes) and the C++ tests: runs the real kernel sources of
-// op_kernel/ for every block index, with the tiling computed by tiling/dcn_tiling.cpp.
+// op_kernel/ for every block index, with the tiling computed by op_host/dcn_tiling.cpp.
 // Every function returns 0 on success; on failure it returns non-zero and writes the model's
 // message into `err` (NUL-terminated, truncated to `errLen`).
 #include <cstdio>

@@ -16,7 +16,8 @@ Constraints (checked before any launch, also for a declared target): Atlas A2 So
 C_in % 64 == 0; deformable_groups == 1; dtype float32, float16 or bfloat16 (computed in float32,
 half types cast in and results cast back; float64 is refused rather than silently computed in
 float32); and the kernels' tiling limits (UB size, 8-bit repeat counts, 16-bit strides, 32-bit
-fields), evaluated by `compute_tiling`, a line-by-line mirror of kernels_ascend/tiling/dcn_tiling.cpp.
+fields), evaluated by `compute_tiling`, a line-by-line mirror of
+kernels_ascend/op_host/dcn_tiling.cpp.
 
 Why a Python mirror of the C++ tiling rather than calling the C++ through ctypes: `violations()` must
 work where no compiler and no NPU exist (`mx_dcn.explain(..., device="npu", soc=...)` on a laptop)

@@ -34,14 +34,12 @@
 #define GM_ADDR uint8_t*
 #define KERNEL_TASK_TYPE_DEFAULT(type)
 
-// The device build gets the tiling struct from CANN's generated code; the model's build names the
-// plain struct with -DSIM_TILING_HEADER=... -DSIM_TILING_TYPE=...
-#ifdef SIM_TILING_HEADER
-#include SIM_TILING_HEADER
+// Standard-C++ tiling structs: the kernel names its struct, then copies it out of the tiling
+// argument (the host tiling wrote it with TilingContext::GetTilingData<T>()).
+#define REGISTER_TILING_DEFAULT(type) using SimTilingType_ = type
 #define GET_TILING_DATA(var, tiling) \
-  SIM_TILING_TYPE var;               \
+  SimTilingType_ var;                \
   ::AscendC::sim::LoadTiling(&var, sizeof(var), tiling)
-#endif
 
 namespace AscendC {
 

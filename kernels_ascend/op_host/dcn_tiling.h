@@ -1,6 +1,6 @@
 // Tiling of the mx_dcn sampling kernels (im2col and col2im) for Atlas A2 vector cores.
 //
-// Plain C++11, no CANN headers: the CANN tiling entry (op_host/mx_dcn_tiling.cpp), the CPU model
+// Plain C++11, no CANN headers: the CANN tiling entry (op_host/mx_dcn_ops.cpp), the CPU model
 // (sim/) and the tests all call ComputeDcnTiling, so the numbers a kernel runs with on the device
 // are the numbers tested here. mx_dcn/backends/ascendc.py mirrors this file in Python (tested
 // field by field against it over a sweep of shapes).
@@ -15,23 +15,9 @@
 
 #include <cstdint>
 
-// One list of fields, expanded into the plain struct here and into CANN's TILING_DATA_FIELD_DEF
-// list in op_host, so the two cannot drift apart. All uint32_t: the kernel reads them as such.
-#define MXDCN_TILING_FIELDS(F) \
-  F(n) F(h) F(w) F(c) F(ho) F(wo) F(kh) F(kw)                                     \
-  F(strideH) F(strideW) F(padH) F(padW) F(dilationH) F(dilationW) F(hasMask)     \
-  F(pixelStart) F(pixelCount) F(blockDim) F(pixelsPerBlock) F(pixelsRemainder)   \
-  F(tilePixels) F(cTile) F(ubBytes)
+#include "../op_kernel/dcn_tiling_data.h"
 
 namespace mxdcn {
-
-// Hardware facts of Atlas A2 vector cores that the kernels depend on.
-constexpr uint32_t kBlockBytes = 32;          // DataCopy granule; UB addresses align to it
-constexpr uint32_t kRepeatFloats = 64;        // one vector repeat: 256 bytes of fp32
-constexpr uint32_t kMaxRepeat = 255;          // repeatTimes is an 8-bit field
-constexpr uint32_t kMaxBlockStride = 65535;   // DataCopy gaps / block strides are 16-bit fields
-constexpr uint32_t kDefaultUbBytes = 192 * 1024;
-constexpr uint32_t kMaxTilePixels = 64;       // offsets/masks of this many pixels per load
 
 enum class KernelKind : uint32_t { kIm2col = 0, kCol2im = 1 };
 
@@ -48,12 +34,6 @@ struct PlatformFacts {
   uint32_t coreNum;   // vector cores to spread the blocks over (GetCoreNumAiv on the device)
   uint32_t ubBytes;   // usable Unified Buffer per core
 };
-
-#define MXDCN_DECLARE_FIELD(name) uint32_t name;
-struct DcnTilingData {
-  MXDCN_TILING_FIELDS(MXDCN_DECLARE_FIELD)
-};
-#undef MXDCN_DECLARE_FIELD
 
 // Why a launch cannot be tiled; kOk when it can. Messages: DcnTilingMessage.
 enum class TilingStatus : uint32_t {

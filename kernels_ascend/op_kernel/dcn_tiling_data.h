@@ -1,0 +1,35 @@
+// The tiling struct of the mx_dcn sampling kernels, shared by the kernels (which read it through
+// REGISTER_TILING_DEFAULT / GET_TILING_DATA), the host tiling (op_host/dcn_tiling.cpp), the CPU
+// model and the tests. Kernel-safe: a plain struct and constants only.
+#ifndef MXDCN_DCN_TILING_DATA_H
+#define MXDCN_DCN_TILING_DATA_H
+
+#include <cstdint>
+
+// The fields in order; the struct below and the model's C ABI (field names) expand this one list.
+#define MXDCN_TILING_FIELDS(F) \
+  F(n) F(h) F(w) F(c) F(ho) F(wo) F(kh) F(kw)                                     \
+  F(strideH) F(strideW) F(padH) F(padW) F(dilationH) F(dilationW) F(hasMask)     \
+  F(pixelStart) F(pixelCount) F(blockDim) F(pixelsPerBlock) F(pixelsRemainder)   \
+  F(tilePixels) F(cTile) F(ubBytes)
+
+namespace mxdcn {
+
+// Hardware facts of Atlas A2 vector cores that the kernels depend on.
+constexpr uint32_t kBlockBytes = 32;          // DataCopy granule; UB addresses align to it
+constexpr uint32_t kRepeatFloats = 64;        // one vector repeat: 256 bytes of fp32
+constexpr uint32_t kMaxRepeat = 255;          // repeatTimes is an 8-bit field
+constexpr uint32_t kMaxBlockStride = 65535;   // DataCopy gaps / block strides are 16-bit fields
+constexpr uint32_t kDefaultUbBytes = 192 * 1024;
+constexpr uint32_t kMaxTilePixels = 64;       // offsets/masks of this many pixels per load
+
+// All uint32_t: the kernel reads them as such.
+#define MXDCN_DECLARE_FIELD(name) uint32_t name;
+struct DcnTilingData {
+  MXDCN_TILING_FIELDS(MXDCN_DECLARE_FIELD)
+};
+#undef MXDCN_DECLARE_FIELD
+
+}  // namespace mxdcn
+
+#endif  // MXDCN_DCN_TILING_DATA_H

@@ -5,6 +5,9 @@
 //   3. det_gather_kernel: one thread per grad-x element sums its entries in increasing entry id.
 // The summation order depends only on the inputs, so results are bitwise reproducible. It is slower
 // than the atomic path (extra passes over 4 entries per point, a sort, random column reads).
+// CUB in a namespace of our own, so its kernels cannot collide with another library's copy (torch
+// ships one) when both are loaded into one process.
+#define CUB_WRAPPED_NAMESPACE mx_dcn_cub
 #include <cub/device/device_radix_sort.cuh>
 
 #include "launch.cuh"
@@ -41,7 +44,7 @@ cudaError_t layout_for(DType dtype, const Geometry& geo, Layout* out) {
   const int64_t entries = geo.entries();
   if (entries > kMaxDeterministicEntries) return cudaErrorInvalidValue;
   size_t temp_bytes = 0;
-  cudaError_t err = cub::DeviceRadixSort::SortPairs(
+  cudaError_t err = CUB_NS_QUALIFIER::DeviceRadixSort::SortPairs(
       nullptr, temp_bytes, static_cast<const uint64_t*>(nullptr), static_cast<uint64_t*>(nullptr),
       static_cast<const uint32_t*>(nullptr), static_cast<uint32_t*>(nullptr), entries, 0, entry_key_bits(geo));
   if (err != cudaSuccess) return err;
@@ -96,7 +99,7 @@ cudaError_t col2im_deterministic(DType dtype, const Geometry& geo, const void* o
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess) return e;
     size_t temp_bytes = l.temp_bytes;
-    e = cub::DeviceRadixSort::SortPairs(ws + l.temp, temp_bytes, keys_in, keys_out, ids_in, ids_out,
+    e = CUB_NS_QUALIFIER::DeviceRadixSort::SortPairs(ws + l.temp, temp_bytes, keys_in, keys_out, ids_in, ids_out,
                                         geo.entries(), 0, entry_key_bits(geo), stream);
     if (e != cudaSuccess) return e;
     det_gather_kernel<T, index_t><<<grid_for(elements), kThreads, 0, stream>>>(

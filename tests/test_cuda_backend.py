@@ -168,10 +168,23 @@ def _geometry_args(n, c, h, w, kh, kw, stride, padding, dilation, dg, has_mask):
     return [str(v) for v in (n, c, h, w, kh, kw, *stride, *padding, *dilation, dg, int(has_mask))]
 
 
-def _needs_int64(harness, *geometry):
+def _launch_choices(harness, *geometry):
     out = subprocess.run([harness, "-", "f32", "32", "nchw", *_geometry_args(*geometry)],
                          check=True, capture_output=True, text=True).stdout
-    return out.strip() == "needs_int64_index=1"
+    return dict(line.split("=") for line in out.split())
+
+
+def _needs_int64(harness, *geometry):
+    return _launch_choices(harness, *geometry)["needs_int64_index"] == "1"
+
+
+def test_im2col_channel_split_by_size(harness):
+    # Enough sample points (8*9*64*64 = 294912 >= 2^18): one thread per point, whole group.
+    assert _launch_choices(harness, 8, 256, 64, 64, 3, 3, (1, 1), (1, 1), (1, 1), 1, True)[
+        "im2col_channels_per_thread"] == "256"
+    # Few points (9*16*16 = 2304): the 256 channels are split (2^18 // 2304 = 113 chunks of 3).
+    assert _launch_choices(harness, 1, 256, 16, 16, 3, 3, (1, 1), (1, 1), (1, 1), 1, True)[
+        "im2col_channels_per_thread"] == "3"
 
 
 def test_index_width_selected_by_size(harness):
@@ -186,7 +199,7 @@ def test_index_width_selected_by_size(harness):
     assert _needs_int64(harness, 1, 2**21, 32, 32, 1, 1, (32, 32), (0, 0), (1, 1), 1, False)
 
 
-def _emulate(harness, tmp_path, case, inputs, grad_out, dtype="f64", index="32", layout="nchw"):
+def _emulate(harness, tmp_path, case, inputs, grad_out, dtype="f64", index="32", layout="nchw", cpt=None):
     """The CUDA path of one case on the host: kernels emulated, products as in the glue."""
     x, offset, mask, weight, bias = (inputs[k] for k in ("x", "offset", "mask", "weight", "bias"))
     n, c, _, _ = x.shape
@@ -202,7 +215,11 @@ def _emulate(harness, tmp_path, case, inputs, grad_out, dtype="f64", index="32",
             np.ascontiguousarray(np.asarray(t, dtype=np.float64)).tofile(tmp_path / f"{name}.bin")
     args = _geometry_args(n, c, case.h, case.w, kh, kw, case.stride, case.padding, case.dilation,
                           case.deformable_groups, mask is not None)
-    subprocess.run([harness, str(tmp_path), dtype, index, layout, *args], check=True, capture_output=True)
+    env = dict(os.environ)
+    env.pop("MXDCN_HOST_CPT", None)
+    if cpt is not None:
+        env["MXDCN_HOST_CPT"] = str(cpt)
+    subprocess.run([harness, str(tmp_path), dtype, index, layout, *args], check=True, capture_output=True, env=env)
 
     def load(name, shape):
         return np.fromfile(tmp_path / f"{name}.bin", dtype=np.float64).reshape(shape)
@@ -221,7 +238,7 @@ def _emulate(harness, tmp_path, case, inputs, grad_out, dtype="f64", index="32",
     return out, grads
 
 
-def _check_case(harness, tmp_path, case, dtype="f64", index="32", layout="nchw"):
+def _check_case(harness, tmp_path, case, dtype="f64", index="32", layout="nchw", cpt=None):
     torch_dtype = torch.float64 if dtype == "f64" else torch.float32
     inputs = case.make_inputs(torch.float64, seed=3)
     if torch_dtype != torch.float64:  # what the kernel sees, rounded to its storage type
@@ -229,14 +246,14 @@ def _check_case(harness, tmp_path, case, dtype="f64", index="32", layout="nchw")
     ho, wo = case.out_hw
     grad_out = torch.randn(case.n, case.c_out, ho, wo, generator=torch.Generator().manual_seed(7),
                            dtype=torch.float64)
-    out, grads = _emulate(harness, tmp_path, case, inputs, grad_out, dtype, index, layout)
+    out, grads = _emulate(harness, tmp_path, case, inputs, grad_out, dtype, index, layout, cpt)
     tensors = [inputs[k] for k in ("x", "offset", "mask", "weight", "bias")]
     want_out = oracle_forward(*tensors, **case.args())
     want = oracle_backward(*tensors, grad_out, **case.args())
 
     def close(got, expect, what):
         ok, err, allowed = within_tolerance(torch.as_tensor(got), torch.as_tensor(expect), torch_dtype)
-        assert ok, f"{case.name} {what}: max error {err:.3e} > {allowed:.3e} ({dtype}, int{index}, {layout})"
+        assert ok, f"{case.name} {what}: max error {err:.3e} > {allowed:.3e} ({dtype}, int{index}, {layout}, cpt={cpt})"
 
     close(out, want_out, "forward")
     close(grads["x_atomic"], want["x"], "grad x (atomic path)")
@@ -260,3 +277,9 @@ def test_host_emulation_float64_matches_oracle(harness, tmp_path, name):
                                                   ("f32", "32", "nchw"), ("f32", "64", "nhwc")])
 def test_host_emulation_variants(harness, tmp_path, name, dtype, index, layout):
     _check_case(harness, tmp_path, CASES_BY_NAME[name], dtype, index, layout)
+
+
+@pytest.mark.parametrize("name", ["k3x3", "dg2", "c64_groups2_bias_maskzeros"])
+@pytest.mark.parametrize("cpt", [3, 1000])  # uneven chunks of a group; the whole group per thread
+def test_host_emulation_im2col_channel_splits(harness, tmp_path, name, cpt):
+    _check_case(harness, tmp_path, CASES_BY_NAME[name], cpt=cpt)

@@ -80,33 +80,46 @@ MXDCN_HD index_t column_offset(const Geometry& geo, index_t c, const PointIndex<
          pt.n * static_cast<index_t>(geo.col_stride_n) + pt.pixel;
 }
 
-// im2col for point i: columns(c, k, n, p) = mask * bilinear(x[n, c], y, x) for every channel c of
-// the point's deformable group. The plan is computed once and reused across the channels.
+// im2col for point i and the channels [c_begin, c_end) of its deformable group:
+// columns(c, k, n, p) = mask * bilinear(x[n, c], y, x). The plan is computed once and reused across
+// the channels.
 template <typename T, typename index_t>
 MXDCN_HD void im2col_point(const Geometry& geo, const T* x, const T* offset, const T* mask, T* columns,
-                           index_t i) {
+                           index_t i, index_t c_begin, index_t c_end) {
   using acc_t = typename Convert<T>::acc_t;
   const PointIndex<index_t> pt = decompose_point(geo, i);
   const auto plan = plan_point(geo, offset, pt);
   const acc_t m = mask ? Convert<T>::load(mask[i]) : acc_t(1);
-  const index_t cg = static_cast<index_t>(geo.group_channels());
-  const index_t c0 = pt.group * cg;
+  const index_t c0 = pt.group * static_cast<index_t>(geo.group_channels()) + c_begin;
+  const index_t count = c_end - c_begin;
   const index_t row = static_cast<index_t>(geo.taps() * geo.col_stride_row);  // c -> c+1
   const index_t sc = static_cast<index_t>(geo.x_stride_c);
   T* col = columns + column_offset(geo, c0, pt);
   if (!plan.inside) {
-    for (index_t c = 0; c < cg; ++c) col[c * row] = Convert<T>::store(acc_t(0));
+    for (index_t c = 0; c < count; ++c) col[c * row] = Convert<T>::store(acc_t(0));
     return;
   }
   index_t corner[4];
   corner_offsets(geo, plan, corner);
   const T* xc = x + pt.n * static_cast<index_t>(geo.x_stride_n) + c0 * sc;
-  for (index_t c = 0; c < cg; ++c, xc += sc) {
+  for (index_t c = 0; c < count; ++c, xc += sc) {
     acc_t v = acc_t(0);
     for (int q = 0; q < 4; ++q)
       if (plan.valid[q]) v += plan.w[q] * Convert<T>::load(xc[corner[q]]);
     col[c * row] = Convert<T>::store(v * m);
   }
+}
+
+// im2col thread `item` of a launch with `cpt` channels per thread (im2col_channels_per_thread):
+// item = chunk * points + i, so consecutive threads still take consecutive output pixels.
+template <typename T, typename index_t>
+MXDCN_HD void im2col_item(const Geometry& geo, index_t cpt, const T* x, const T* offset, const T* mask,
+                          T* columns, index_t item) {
+  const index_t points = static_cast<index_t>(geo.points());
+  const index_t cg = static_cast<index_t>(geo.group_channels());
+  const index_t begin = (item / points) * cpt;
+  const index_t end = begin + cpt < cg ? begin + cpt : cg;
+  im2col_point<T, index_t>(geo, x, offset, mask, columns, item % points, begin, end);
 }
 
 // The backward of im2col for point i, gradients of offset and mask: each point owns its two offset

@@ -111,8 +111,12 @@ def _fake_nvcc(tmp_path, body):
     return str(path)
 
 
-def _run_check(nvcc):
+def _run_check(nvcc, cxx=None):
     env = dict(os.environ, NVCC=nvcc)
+    if cxx:
+        env["CXX"] = cxx
+    else:
+        env["MX_DCN_GLUE_CHECK"] = "0"  # the real glue check takes a while; test_... covers it
     return subprocess.run(["bash", NVCC_CHECK], env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -124,6 +128,7 @@ def test_nvcc_check_flags_every_cu_file(tmp_path):
         """)
     result = _run_check(nvcc)
     assert result.returncode == 0, result.stderr
+    assert "glue check disabled" in result.stdout
     calls = log.read_text().splitlines()
     sources = sorted(f for f in os.listdir(os.path.join(ROOT, "kernels_cuda")) if f.endswith(".cu"))
     assert len(sources) >= 3
@@ -143,6 +148,29 @@ def test_nvcc_check_fails_on_compiler_error(tmp_path):
     result = _run_check(nvcc)
     assert result.returncode != 0
     assert "FAILED" in result.stderr and "warning #177-D" in result.stderr
+
+
+def test_nvcc_check_syntax_checks_the_glue(tmp_path):
+    """With torch importable, each mx_dcn/csrc/cuda/*.cpp goes through the host compiler's
+    -fsyntax-only; a compiler error there fails the script."""
+    log = tmp_path / "cxx_calls"
+    nvcc = _fake_nvcc(tmp_path, """
+        [ "$1" = --version ] && { echo "fake nvcc"; exit 0; }
+        exit 0
+        """)
+    cxx = tmp_path / "cxx"
+    cxx.write_text(f"#!/bin/sh\n[ \"$1\" = -dumpfullversion ] && {{ echo 0; exit 0; }}\necho \"$@\" >> {log}\n"
+                   "echo 'error: expected ; before }' >&2\nexit 1\n")
+    cxx.chmod(cxx.stat().st_mode | stat.S_IEXEC)
+    result = _run_check(nvcc, str(cxx))
+    if "SKIPPED" in result.stdout:  # no CUDA headers found: the script says so and cannot check
+        assert result.returncode == 0 and not log.exists()
+        return
+    glue = sorted(f for f in os.listdir(os.path.join(ROOT, "mx_dcn", "csrc", "cuda")) if f.endswith(".cpp"))
+    calls = log.read_text().splitlines()
+    assert sorted(os.path.basename(c.split()[-1]) for c in calls) == glue
+    assert all("-fsyntax-only" in c and "-Werror" in c for c in calls)
+    assert result.returncode != 0 and "FAILED  deform_conv_cuda.cpp" in result.stderr
 
 
 def test_nvcc_check_fails_without_nvcc(tmp_path):

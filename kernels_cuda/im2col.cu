@@ -18,8 +18,8 @@ im2col_kernel(Geometry geo, index_t cpt, const T* __restrict__ x, const T* __res
 
 cudaError_t im2col(DType dtype, const Geometry& geo, const void* x, const void* offset, const void* mask,
                    void* columns, cudaStream_t stream) {
-  const int64_t cpt = im2col_channels_per_thread(geo);
-  const int64_t items = im2col_threads(geo, cpt);
+  const int64_t cpt = channels_per_thread(geo);
+  const int64_t items = sample_threads(geo, cpt);
   if (grid_too_large(items)) return cudaErrorInvalidConfiguration;
   return dispatch(dtype, geo, [&](auto t, auto idx) {
     using T = decltype(t);

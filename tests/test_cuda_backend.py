@@ -206,13 +206,13 @@ def _needs_int64(harness, *geometry):
     return _launch_choices(harness, *geometry)["needs_int64_index"] == "1"
 
 
-def test_im2col_channel_split_by_size(harness):
+def test_channel_split_by_size(harness):
     # Enough sample points (8*9*64*64 = 294912 >= 2^18): one thread per point, whole group.
     assert _launch_choices(harness, 8, 256, 64, 64, 3, 3, (1, 1), (1, 1), (1, 1), 1, True)[
-        "im2col_channels_per_thread"] == "256"
+        "channels_per_thread"] == "256"
     # Few points (9*16*16 = 2304): the 256 channels are split (2^18 // 2304 = 113 chunks of 3).
     assert _launch_choices(harness, 1, 256, 16, 16, 3, 3, (1, 1), (1, 1), (1, 1), 1, True)[
-        "im2col_channels_per_thread"] == "3"
+        "channels_per_thread"] == "3"
 
 
 def test_index_width_selected_by_size(harness):
@@ -309,5 +309,5 @@ def test_host_emulation_variants(harness, tmp_path, name, dtype, index, layout):
 
 @pytest.mark.parametrize("name", ["k3x3", "dg2", "c64_groups2_bias_maskzeros"])
 @pytest.mark.parametrize("cpt", [3, 1000])  # uneven chunks of a group; the whole group per thread
-def test_host_emulation_im2col_channel_splits(harness, tmp_path, name, cpt):
+def test_host_emulation_channel_splits(harness, tmp_path, name, cpt):
     _check_case(harness, tmp_path, CASES_BY_NAME[name], cpt=cpt)

@@ -5,8 +5,8 @@
 // usage: host_emulation DIR f32|f64 32|64 nchw|nhwc N C H W kh kw sh sw ph pw dh dw dg has_mask
 // reads  DIR/x.bin (N,C,H,W) DIR/offset.bin DIR/mask.bin DIR/gcols.bin (C*K, N*P), float64
 // writes DIR/cols.bin DIR/goff.bin DIR/gmask.bin DIR/gx_atomic.bin DIR/gx_det.bin (NCHW), float64
-// prints needs_int64_index=0|1 and im2col_channels_per_thread=N; with DIR "-" it only prints those.
-// MXDCN_HOST_CPT=N forces N channels per im2col thread (the launcher picks it by size).
+// prints needs_int64_index=0|1 and channels_per_thread=N; with DIR "-" it only prints those.
+// MXDCN_HOST_CPT=N forces N channels per sampling thread (the launchers pick it by size).
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -88,21 +88,30 @@ void run(const std::string& dir, const Geometry& g, bool has_mask) {
   const std::vector<T> gcols = cast<T>(read_file(dir + "/gcols.bin", col_count));
   const T* mask_ptr = has_mask ? mask.data() : nullptr;
 
-  // Channels per im2col thread: the launcher's choice, or MXDCN_HOST_CPT to cover other splits.
+  // Channels per sampling thread: the launchers' choice, or MXDCN_HOST_CPT to cover other splits.
   const char* forced = std::getenv("MXDCN_HOST_CPT");
-  int64_t cpt = forced ? std::atoll(forced) : mx_dcn_cuda::im2col_channels_per_thread(g);
+  int64_t cpt = forced ? std::atoll(forced) : mx_dcn_cuda::channels_per_thread(g);
   cpt = std::max<int64_t>(1, std::min(cpt, g.group_channels()));
   std::vector<T> cols(col_count, T(-12345));  // every element must be written
-  for (int64_t item = 0; item < mx_dcn_cuda::im2col_threads(g, cpt); ++item)
+  for (int64_t item = 0; item < mx_dcn_cuda::sample_threads(g, cpt); ++item)
     mx_dcn_cuda::im2col_item<T, index_t>(g, static_cast<index_t>(cpt), x.data(), offset.data(), mask_ptr, cols.data(),
                                          static_cast<index_t>(item));
 
+  // col2im with the same channel split: partial sums per chunk, then the ordered reduction.
   std::vector<T> goff(2 * g.points(), T(-12345)), gmask(has_mask ? g.points() : 0, T(-12345));
   std::vector<acc_t> gx_atomic(x_count, acc_t(0));
-  for (int64_t i = 0; i < g.points(); ++i)
-    mx_dcn_cuda::col2im_coord_point<T, index_t>(g, x.data(), offset.data(), mask_ptr, gcols.data(), goff.data(),
-                                                has_mask ? gmask.data() : nullptr, gx_atomic.data(), PlainAdd{},
-                                                static_cast<index_t>(i));
+  const int64_t chunks = mx_dcn_cuda::channel_chunks(g, cpt), items = mx_dcn_cuda::sample_threads(g, cpt);
+  std::vector<acc_t> partial(chunks > 1 ? 3 * items : 0, acc_t(-12345));
+  const mx_dcn_cuda::CoordOutputs<T> out{goff.data(), has_mask ? gmask.data() : nullptr,
+                                         chunks > 1 ? partial.data() : nullptr};
+  for (int64_t item = 0; item < items; ++item)
+    mx_dcn_cuda::col2im_coord_item<T, index_t>(g, static_cast<index_t>(cpt), x.data(), offset.data(), mask_ptr,
+                                               gcols.data(), out, gx_atomic.data(), PlainAdd{},
+                                               static_cast<index_t>(item));
+  if (chunks > 1)
+    for (int64_t i = 0; i < g.points(); ++i)
+      mx_dcn_cuda::col2im_coord_reduce<T, index_t>(g, static_cast<index_t>(chunks), mask_ptr, out,
+                                                   static_cast<index_t>(i));
 
   // Deterministic path: entries, a stable sort by key (what the CUB radix sort does), gather.
   const int64_t E = g.entries();
@@ -171,8 +180,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bad geometry: %s\n", bad);
     return 2;
   }
-  std::printf("needs_int64_index=%d\nim2col_channels_per_thread=%lld\n", mx_dcn_cuda::needs_int64_index(g) ? 1 : 0,
-              static_cast<long long>(mx_dcn_cuda::im2col_channels_per_thread(g)));
+  std::printf("needs_int64_index=%d\nchannels_per_thread=%lld\n", mx_dcn_cuda::needs_int64_index(g) ? 1 : 0,
+              static_cast<long long>(mx_dcn_cuda::channels_per_thread(g)));
   if (dir == "-") return 0;  // only the index-width decision (sizes too large to run here)
   const bool wide = index == "64";
   if (dtype == "f64") {

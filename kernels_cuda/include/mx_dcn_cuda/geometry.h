@@ -68,24 +68,23 @@ inline const char* geometry_error(const Geometry& g) {
   return "";
 }
 
-// Channels one im2col thread samples. One thread per sample point, looping over all channels of its
-// deformable group, reuses the point's bilinear plan the most; but with few points (small images,
-// large groups) that leaves a GPU mostly idle, so the group's channels are then split into chunks
-// (one plan per chunk) until about kIm2colTargetThreads threads run.
-constexpr int64_t kIm2colTargetThreads = int64_t(1) << 18;
+// Channels one sampling thread (im2col, col2im) handles. One thread per sample point, looping over
+// all channels of its deformable group, reuses the point's bilinear plan the most; but with few
+// points (small images, large groups) that leaves a GPU mostly idle, so the group's channels are
+// then split into chunks (one plan per chunk) until about kTargetThreads threads run.
+constexpr int64_t kTargetThreads = int64_t(1) << 18;
 
-inline int64_t im2col_channels_per_thread(const Geometry& g) {
+inline int64_t channels_per_thread(const Geometry& g) {
   const int64_t cg = g.group_channels();
   const int64_t pts = g.points() > 0 ? g.points() : 1;
-  int64_t split = kIm2colTargetThreads / pts;
+  int64_t split = kTargetThreads / pts;
   split = split < 1 ? 1 : (split > cg ? cg : split);
   return (cg + split - 1) / split;
 }
 
-// Threads of the im2col launch with `cpt` channels per thread: points x channel chunks.
-inline int64_t im2col_threads(const Geometry& g, int64_t cpt) {
-  return g.points() * ((g.group_channels() + cpt - 1) / cpt);
-}
+// Channel chunks per group and threads of a sampling launch with `cpt` channels per thread.
+inline int64_t channel_chunks(const Geometry& g, int64_t cpt) { return (g.group_channels() + cpt - 1) / cpt; }
+inline int64_t sample_threads(const Geometry& g, int64_t cpt) { return g.points() * channel_chunks(g, cpt); }
 
 // Index arithmetic margin: the kernels compute blockIdx.x * blockDim.x + threadIdx.x in the index
 // type, which may exceed the element count by up to one block.
@@ -104,8 +103,9 @@ inline int64_t largest_index(const Geometry& g) {
   const int64_t grad_x_threads = g.batch * g.channels * hw;
   const int64_t key_range = g.batch * g.deformable_groups * hw + 1;
   int64_t m = x_span;
-  const int64_t im2col_items = im2col_threads(g, 1);  // the most any channel split launches
-  for (int64_t v : {col_span, offset_numel, grad_x_threads, g.entries(), key_range, im2col_items})
+  // Sampling threads with the chosen split, and col2im's 3 partial sums per thread when split.
+  const int64_t partials = 3 * sample_threads(g, channels_per_thread(g));
+  for (int64_t v : {col_span, offset_numel, grad_x_threads, g.entries(), key_range, partials})
     m = v > m ? v : m;
   return m;
 }

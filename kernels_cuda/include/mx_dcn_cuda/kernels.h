@@ -22,14 +22,23 @@ inline size_t acc_size(DType dtype) { return dtype == DType::kFloat64 ? 8 : 4; }
 cudaError_t im2col(DType dtype, const Geometry& geo, const void* x, const void* offset, const void* mask,
                    void* columns, cudaStream_t stream);
 
-// Gradients of offset and mask from the gradient of the columns (one thread per sample point, no
-// atomics). grad_offset / grad_mask may be null (not wanted; grad_mask must be null when mask is).
+// Gradients of offset and mask from the gradient of the columns, without atomics (deterministic).
+// grad_offset / grad_mask may be null (not wanted; grad_mask must be null when mask is). When the
+// sample points are too few to fill the GPU, each point's channels are split over several threads
+// whose partial sums are then added in a fixed order; that needs col2im_coord_workspace_bytes() of
+// workspace (8-byte aligned) whenever grad_offset or grad_mask is wanted.
 // When grad_x_acc is not null, the fast path also adds the grad-x contributions into it with
 // atomicAdd (non-deterministic summation order): grad_x_acc has the accumulation type (float for
 // the 16-bit types), is laid out like x, and must be zeroed by the caller.
 cudaError_t col2im_coord(DType dtype, const Geometry& geo, const void* x, const void* offset,
                          const void* mask, const void* grad_columns, void* grad_offset, void* grad_mask,
-                         void* grad_x_acc, cudaStream_t stream);
+                         void* grad_x_acc, void* workspace, size_t workspace_bytes, cudaStream_t stream);
+
+inline size_t col2im_coord_workspace_bytes(DType dtype, const Geometry& geo) {
+  const int64_t cpt = channels_per_thread(geo);
+  if (channel_chunks(geo, cpt) == 1) return 0;
+  return static_cast<size_t>(3 * sample_threads(geo, cpt)) * acc_size(dtype);
+}
 
 // Deterministic grad x: no float atomics, bitwise reproducible run to run. It writes every element
 // of grad_x_acc (accumulation type, laid out like x; no zeroing needed). Slower than the atomic path

@@ -110,7 +110,7 @@ MXDCN_HD void im2col_point(const Geometry& geo, const T* x, const T* offset, con
   }
 }
 
-// im2col thread `item` of a launch with `cpt` channels per thread (im2col_channels_per_thread):
+// im2col thread `item` of a launch with `cpt` channels per thread (channels_per_thread):
 // item = chunk * points + i, so consecutive threads still take consecutive output pixels.
 template <typename T, typename index_t>
 MXDCN_HD void im2col_item(const Geometry& geo, index_t cpt, const T* x, const T* offset, const T* mask,
@@ -122,31 +122,59 @@ MXDCN_HD void im2col_item(const Geometry& geo, index_t cpt, const T* x, const T*
   im2col_point<T, index_t>(geo, x, offset, mask, columns, item % points, begin, end);
 }
 
-// The backward of im2col for point i, gradients of offset and mask: each point owns its two offset
-// gradients and its mask gradient, so these are written without atomics and are deterministic.
-// With `scatter` set it also adds the point's contributions to grad x through `add` (an atomic add on
-// the GPU: the fast, non-deterministic path). grad_x_acc is in the accumulation type, laid out like x.
+// Where col2im's per-point results go. With one channel chunk per group a thread owns its point's
+// offset and mask gradients and writes them (`partial` null). With several chunks each thread
+// writes its 3 partial sums (d/dy, d/dx, d/dmask) to partial[3*item..]; col2im_coord_reduce then
+// adds the chunks of a point in chunk order. Either way no atomics: deterministic.
+template <typename T>
+struct CoordOutputs {
+  T* grad_offset;  // (batch, dg*K*2, Ho, Wo) or null: not wanted
+  T* grad_mask;    // (batch, dg*K, Ho, Wo) or null
+  typename Convert<T>::acc_t* partial;  // (chunks, points, 3) or null
+};
+
+// Point i's offset gradients (d/dy, d/dx times the mask) and mask gradient, summed over its channels.
+template <typename T, typename index_t, typename acc_t>
+MXDCN_HD void write_coord_grads(const Geometry& geo, const PointIndex<index_t>& pt, index_t i, acc_t m, acc_t g_y,
+                                acc_t g_x, acc_t g_mask, CoordOutputs<T> out) {
+  const index_t P = static_cast<index_t>(geo.out_pixels());
+  if (out.grad_offset != nullptr) {
+    T* go = out.grad_offset + pt.plane * 2 * P + pt.pixel;
+    go[0] = Convert<T>::store(g_y * m);
+    go[P] = Convert<T>::store(g_x * m);
+  }
+  if (out.grad_mask != nullptr) out.grad_mask[i] = Convert<T>::store(g_mask);
+}
+
+// The backward of im2col for col2im thread `item` = chunk * points + i (channels [chunk*cpt,
+// min((chunk+1)*cpt, Cg)) of point i's group): the gradients of the point's offset and mask (see
+// CoordOutputs); and when grad_x_acc is not null it also adds its contributions to grad x through
+// `add` (atomicAdd on the GPU: the fast, non-deterministic path). grad_x_acc has the accumulation
+// type and is laid out like x.
 template <typename T, typename index_t, typename AddOp>
-MXDCN_HD void col2im_coord_point(const Geometry& geo, const T* x, const T* offset, const T* mask,
-                                 const T* grad_columns, T* grad_offset, T* grad_mask,
-                                 typename Convert<T>::acc_t* grad_x_acc, AddOp add, index_t i) {
+MXDCN_HD void col2im_coord_item(const Geometry& geo, index_t cpt, const T* x, const T* offset, const T* mask,
+                                const T* grad_columns, CoordOutputs<T> out, typename Convert<T>::acc_t* grad_x_acc,
+                                AddOp add, index_t item) {
   using acc_t = typename Convert<T>::acc_t;
+  const index_t points = static_cast<index_t>(geo.points());
+  const index_t cg = static_cast<index_t>(geo.group_channels());
+  const index_t i = item % points;
+  const index_t begin = (item / points) * cpt;
+  const index_t end = begin + cpt < cg ? begin + cpt : cg;
   const PointIndex<index_t> pt = decompose_point(geo, i);
   const auto plan = plan_point(geo, offset, pt);
   const acc_t m = mask ? Convert<T>::load(mask[i]) : acc_t(1);
-  const index_t P = static_cast<index_t>(geo.out_pixels());
   acc_t g_mask = acc_t(0), g_y = acc_t(0), g_x = acc_t(0);
-  const bool coords = grad_offset != nullptr || grad_mask != nullptr;  // else x is not read
+  const bool coords = out.grad_offset != nullptr || out.grad_mask != nullptr;  // else x is not read
   if (plan.inside) {
-    const index_t cg = static_cast<index_t>(geo.group_channels());
-    const index_t c0 = pt.group * cg;
+    const index_t c0 = pt.group * cg + begin;
     const index_t row = static_cast<index_t>(geo.taps() * geo.col_stride_row);
     const index_t sc = static_cast<index_t>(geo.x_stride_c);
     const index_t xn = pt.n * static_cast<index_t>(geo.x_stride_n) + c0 * sc;
     index_t corner[4];
     corner_offsets(geo, plan, corner);
     const T* gcol = grad_columns + column_offset(geo, c0, pt);
-    for (index_t c = 0; c < cg; ++c) {
+    for (index_t c = 0; c < end - begin; ++c) {
       const acc_t gc = Convert<T>::load(gcol[c * row]);
       if (coords) {
         const T* xc = x + xn + c * sc;
@@ -169,12 +197,33 @@ MXDCN_HD void col2im_coord_point(const Geometry& geo, const T* x, const T* offse
       }
     }
   }
-  if (grad_offset != nullptr) {
-    T* go = grad_offset + pt.plane * 2 * P + pt.pixel;
-    go[0] = Convert<T>::store(g_y * m);
-    go[P] = Convert<T>::store(g_x * m);
+  if (!coords) return;
+  if (out.partial != nullptr) {
+    acc_t* dst = out.partial + 3 * item;
+    dst[0] = g_y;
+    dst[1] = g_x;
+    dst[2] = g_mask;
+    return;
   }
-  if (grad_mask != nullptr) grad_mask[i] = Convert<T>::store(g_mask);
+  write_coord_grads(geo, pt, i, m, g_y, g_x, g_mask, out);
+}
+
+// Second pass when the channels were split into `chunks`: point i sums its partials in chunk order.
+template <typename T, typename index_t>
+MXDCN_HD void col2im_coord_reduce(const Geometry& geo, index_t chunks, const T* mask, CoordOutputs<T> out,
+                                  index_t i) {
+  using acc_t = typename Convert<T>::acc_t;
+  const index_t points = static_cast<index_t>(geo.points());
+  acc_t g_y = acc_t(0), g_x = acc_t(0), g_mask = acc_t(0);
+  for (index_t chunk = 0; chunk < chunks; ++chunk) {
+    const acc_t* src = out.partial + 3 * (chunk * points + i);
+    g_y += src[0];
+    g_x += src[1];
+    g_mask += src[2];
+  }
+  const acc_t m = mask ? Convert<T>::load(mask[i]) : acc_t(1);
+  const PointIndex<index_t> pt = decompose_point(geo, i);
+  write_coord_grads(geo, pt, i, m, g_y, g_x, g_mask, out);
 }
 
 // ---- Deterministic backward of grad x (no float atomics), in two passes around a stable sort.

@@ -251,7 +251,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> deform_co
           "col2im_deterministic_workspace_bytes");
     det_ws = at::empty({static_cast<int64_t>(bytes)}, input.options().dtype(at::kByte));
   }
-  record_workspace(per_image * nb_max);
+  // Partial sums of col2im when a point's channels are split over threads (few points only, at most
+  // 3 * 2^18 sums); the split depends on the chunk size, so size it for the full and the last chunk.
+  at::Tensor coord_ws;
+  const int64_t nb_last = N - (N - 1) / nb_max * nb_max;
+  const size_t coord_bytes = std::max(mx_dcn_cuda::col2im_coord_workspace_bytes(dtype, chunk_geometry(a, x, nb_max)),
+                                      mx_dcn_cuda::col2im_coord_workspace_bytes(dtype, chunk_geometry(a, x, nb_last)));
+  if ((need_goff || need_gmask) && coord_bytes > 0) {
+    coord_ws = at::empty({static_cast<int64_t>(coord_bytes)}, input.options().dtype(at::kByte));
+  }
+  record_workspace(per_image * nb_max + static_cast<int64_t>(coord_bytes));
 
   for (int64_t n0 = 0; n0 < N; n0 += nb_max) {
     const int64_t nb = std::min(nb_max, N - n0);
@@ -274,7 +283,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> deform_co
                                       gcols.const_data_ptr(),
                                       need_goff ? grad_offset.narrow(0, n0, nb).mutable_data_ptr() : nullptr,
                                       need_gmask ? grad_mask.narrow(0, n0, nb).mutable_data_ptr() : nullptr,
-                                      deterministic ? nullptr : gx_ptr, stream),
+                                      deterministic ? nullptr : gx_ptr, coord_ws.defined() ? coord_ws.data_ptr() : nullptr,
+                                      coord_ws.defined() ? static_cast<size_t>(coord_ws.nbytes()) : 0, stream),
             "col2im_coord");
     }
     if (need_gx && deterministic) {

@@ -1,0 +1,112 @@
+"""ONNX export: mx_dcn layers become standard DeformConv nodes (opset 19) with the right attributes,
+and onnxruntime runs the file and matches eager."""
+import pytest
+import torch
+
+import mx_dcn
+from mx_dcn import nn as dnn
+from mx_dcn import ops
+
+onnx = pytest.importorskip("onnx", reason="onnx is a test extra: pip install -e .[test]")
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime is a test extra: pip install -e .[test]")
+pytest.importorskip("onnxscript", reason="onnxscript is a test extra: pip install -e .[test]")
+import mx_dcn.onnx  # noqa: E402
+
+pytestmark = [
+    pytest.mark.skipif(ops.load_error() is not None, reason=f"extension mx_dcn._C not built: {ops.load_error()}"),
+    pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning", "ignore::DeprecationWarning"),
+]
+
+
+class Head(torch.nn.Module):
+    """Three mx_dcn layers with different settings, some with bias, some without, DCNv2 and DCNv1."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = dnn.ModulatedDeformConv2dPack(4, 6, 3, stride=2, padding=(1, 2), dilation=(1, 2), groups=2,
+                                               deform_groups=2)
+        self.b = dnn.DeformConv2dPack(6, 6, (3, 1), padding=(1, 0), deform_groups=3)
+        self.c = dnn.ModulatedDeformConv2dPack(6, 3, 1, bias=False)
+        torch.manual_seed(0)
+        with torch.no_grad():  # real deformation, so a wrong layout or attribute shows
+            for layer in (self.a, self.b, self.c):
+                layer.conv_offset.weight.normal_(0, 0.1)
+                layer.conv_offset.bias.normal_(0, 0.7)
+
+    def forward(self, x):
+        return self.c(torch.relu(self.b(torch.relu(self.a(x)))))
+
+
+WANT_ATTRS = [
+    dict(strides=[2, 2], pads=[1, 2, 1, 2], dilations=[1, 2], group=2, offset_group=2),
+    dict(strides=[1, 1], pads=[1, 0, 1, 0], dilations=[1, 1], group=1, offset_group=3),
+    dict(strides=[1, 1], pads=[0, 0, 0, 0], dilations=[1, 1], group=1, offset_group=1),
+]
+
+
+def _deform_nodes(model_proto):
+    return [n for n in model_proto.graph.node if n.op_type == "DeformConv"]
+
+
+def _run(path, x):
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+
+
+def test_export_deformconv_nodes_and_onnxruntime(tmp_path):
+    model = Head().eval()
+    x = torch.randn(2, 4, 11, 12, generator=torch.Generator().manual_seed(1))
+    path = tmp_path / "head.onnx"
+    with mx_dcn.use_backend("portable"):  # export must not take the portable path even when forced outside
+        mx_dcn.onnx.export(model, (x,), str(path))
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto)
+    assert any(o.domain in ("", "ai.onnx") and o.version == 19 for o in proto.opset_import)
+    nodes = _deform_nodes(proto)
+    assert len(nodes) == 3
+    assert not [n for n in proto.graph.node if n.op_type in ("GatherElements", "Gather", "GatherND")]
+    for node, want in zip(nodes, WANT_ATTRS):
+        got = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        got = {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in got.items()}
+        assert {k: got.get(k) for k in want} == want, node.name
+    # inputs: X, W, offset, [B], [mask]
+    assert len(nodes[0].input) == 5 and nodes[0].input[3] != ""          # DCNv2 with bias
+    assert len(nodes[1].input) == 3                                        # DCNv1, no bias
+    assert len(nodes[2].input) == 5 and nodes[2].input[3] == ""           # DCNv2 without bias
+
+    with torch.no_grad():
+        eager = model(x)
+    got = _run(path, x)
+    err = float((torch.from_numpy(got) - eager).abs().max())
+    assert got.shape == tuple(eager.shape) and err <= 1e-5, err
+
+
+def test_translation_table_with_plain_torch_onnx_export(tmp_path):
+    layer = dnn.ModulatedDeformConv2d(3, 2, 3, padding=1).eval()
+
+    class Wrap(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = layer
+
+        def forward(self, x, offset, mask):
+            return self.layer(x, offset, mask)
+
+    g = torch.Generator().manual_seed(2)
+    x, offset = torch.randn(1, 3, 5, 6, generator=g), torch.randn(1, 18, 5, 6, generator=g) * 2
+    mask = torch.rand(1, 9, 5, 6, generator=g)
+    path = tmp_path / "layer.onnx"
+    with mx_dcn.use_backend("cpu"):
+        torch.onnx.export(Wrap(), (x, offset, mask), str(path), dynamo=True, opset_version=19,
+                          custom_translation_table=mx_dcn.onnx.translation_table())
+    assert len(_deform_nodes(onnx.load(str(path)))) == 1
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [i.name for i in session.get_inputs()]
+    got = session.run(None, dict(zip(names, (x.numpy(), offset.numpy(), mask.numpy()))))[0]
+    with torch.no_grad():
+        assert float((torch.from_numpy(got) - layer(x, offset, mask)).abs().max()) <= 1e-5
+
+
+def test_export_rejects_old_opset():
+    with pytest.raises(ValueError, match="opset"):
+        mx_dcn.onnx.export(Head(), (torch.randn(1, 4, 8, 8),), None, opset_version=18)

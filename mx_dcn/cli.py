@@ -417,10 +417,26 @@ def cmd_bench(args) -> int:
     if args.quick:
         names = names or [next(iter(bench.SHAPES))]
         repeats = repeats or 2
-    with contextlib.redirect_stdout(sys.stderr) if args.json else contextlib.nullcontext():
-        progress = (lambda msg: print(f"[bench] {msg}", file=sys.stderr, flush=True)) if not args.json else None
-        results = bench.measure(shape_names=names, repeats=repeats,
-                                include_torchvision=not args.no_torchvision, progress=progress)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    progress = regress_progress = None
+    if not args.json:
+        from .regress import Progress
+
+        regress_progress = Progress(len(names or bench.SHAPES))
+        progress = regress_progress
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the table / JSON
+            results = bench.measure(shape_names=names, repeats=repeats,
+                                    include_torchvision=not args.no_torchvision, progress=progress)
+    except Exception as e:  # e.g. the C++ kernel is not built: say so instead of a traceback
+        print(f"{PROG} bench: error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    finally:
+        if regress_progress:
+            regress_progress.close()
     if args.json:
         _emit_json(results)
     else:
@@ -433,38 +449,47 @@ def cmd_bench(args) -> int:
 
 def plot_bench(results: List[dict], path: str) -> None:
     """Two panels (forward, forward+backward): time per shape for dense conv, mx_dcn and each peer
-    measured, log scale, each bar labelled with its multiple of the dense conv."""
+    measured, each bar labelled with its multiple of the dense conv. Linear axis from 0, switched to
+    log only when the times span more than 20x (so small bars stay visible, never misleadingly)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    series = [("dense conv", "dense"), ("mx_dcn", "mxdcn"), ("torchvision", "torchvision")]
+    series = [("dense conv (F.conv2d)", "dense"), ("mx_dcn", "mxdcn"), ("torchvision", "torchvision")]
     series = [(label, key) for label, key in series
               if any(r.get(f"{key}_fwd_ms") is not None for r in results)]
     shapes = [str(r["shape"]) for r in results]
-    fig, axes = plt.subplots(1, 2, figsize=(max(8, 2.2 * len(shapes) + 4), 4.8))
+    fig, axes = plt.subplots(2, 1, figsize=(max(7, 0.6 * len(shapes) * len(series) + 3), 8.5))
     width = 0.8 / len(series)
     for ax, (phase, suffix) in zip(axes, (("forward", "fwd_ms"), ("forward + backward", "fwdbwd_ms"))):
+        values = [r.get(f"{key}_{suffix}") for r in results for _, key in series]
+        values = [v for v in values if v]
         for k, (label, key) in enumerate(series):
-            xs = [i + (k - (len(series) - 1) / 2) * width for i in range(len(shapes))]
-            ys = [r.get(f"{key}_{suffix}") for r in results]
-            bars = ax.bar([x for x, y in zip(xs, ys) if y is not None], [y for y in ys if y is not None],
-                          width, label=label)
-            for bar, r, y in zip(bars, [r for r, y in zip(results, ys) if y is not None],
-                                 [y for y in ys if y is not None]):
+            for i, r in enumerate(results):
+                y = r.get(f"{key}_{suffix}")
+                if y is None:
+                    continue
+                x = i + (k - (len(series) - 1) / 2) * width
+                ax.bar(x, y, width, color=f"C{k}", label=label if i == 0 else None)
                 dense = r.get(f"dense_{suffix}")
-                if dense and key != "dense":
-                    ax.annotate(f"{y / dense:.1f}x", (bar.get_x() + bar.get_width() / 2, y),
-                                ha="center", va="bottom", fontsize=8)
-        ax.set_yscale("log")
+                text = f"{y:.0f} ms" if key == "dense" else f"{y / dense:.1f}x" if dense else ""
+                ax.annotate(text, (x, y), ha="center", va="bottom", fontsize=8)
+        if values and max(values) / min(values) > 20:
+            ax.set_yscale("log")
+            ax.set_ylim(bottom=min(values) / 2)
+            ax.set_ylabel("time per call (ms, log scale)")
+        else:
+            ax.set_ylim(0, max(values) * 1.15 if values else 1)
+            ax.set_ylabel("time per call (ms)")
         ax.set_xticks(range(len(shapes)))
-        ax.set_xticklabels(shapes, rotation=20, ha="right", fontsize=8)
-        ax.set_ylabel("time per call (ms, log scale)")
-        ax.set_title(f"{phase} (labels: multiple of dense conv)", fontsize=10)
-        ax.grid(axis="y", which="both", alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle("mx_dcn deformable conv vs dense conv of the same shape")
+        ax.set_xticklabels(shapes, rotation=20 if len(shapes) > 2 else 0, ha="right" if len(shapes) > 2 else "center",
+                           fontsize=8)
+        ax.set_title(phase, fontsize=11)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left")
+    fig.suptitle("Deformable conv 3x3 fp32 vs the dense conv of the same shape\n"
+                 "(label above a bar: its time / dense conv time)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -630,6 +655,7 @@ Run it on an idle machine: other processes inflate the times.""")
     p.add_argument("--repeats", type=positive_int, help="timed repetitions per measurement")
     p.add_argument("--quick", action="store_true", help="first shape only and 2 repeats unless given")
     p.add_argument("--no-torchvision", action="store_true", help="do not time torchvision even if installed")
+    p.add_argument("--threads", type=positive_int, help="torch.set_num_threads before measuring")
     p.add_argument("--json", action="store_true", help="results as JSON on stdout")
     p.add_argument("--plot", metavar="FILE.png", help="write a bar chart of time per shape")
     p.set_defaults(func=cmd_bench)

@@ -1,0 +1,345 @@
+"""The `mx-dcn` command line, driven as a user drives it: `python -m mx_dcn ...` in a subprocess."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import mx_dcn
+from mx_dcn import registry
+from mx_dcn.testing.cases import CASES
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NPU_TARGET = ["--device", "npu", "--soc", "Ascend910B2"]
+THREE_DCN = ["--model", "tests.models.three_dcn:build", "--input-shape", "1,3,64,64"]
+# The ascendc backend's rule names (mx_dcn/backends/ascendc.py), stable for scripts.
+ASCENDC_SOC_RULE, ASCENDC_C_IN_RULE, ASCENDC_DG_RULE = "soc", "c_in_multiple_of_64", "deformable_groups"
+
+
+def mx_dcn_cli(*args, cwd=ROOT, timeout=240):
+    """Run `python -m mx_dcn ARGS` from the repository root; returns the CompletedProcess."""
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("MX_DCN_BACKEND", None)
+    env.pop("MX_DCN_STRICT", None)
+    return subprocess.run([sys.executable, "-m", "mx_dcn", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def run_main(capsys, *argv, cwd=None):
+    """The same command in this process (cheaper: no torch import per call): (status, stdout, stderr).
+    An exception escaping main() fails the test, as a traceback would."""
+    from mx_dcn import cli
+
+    try:
+        status = cli.main([str(a) for a in argv])
+    except SystemExit as e:  # argparse: --help (0) and usage errors (2)
+        status = e.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def no_traceback(proc):
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout, proc.stderr
+
+
+# --------------------------------------------------------------------------- help and usage errors
+
+
+def test_python_dash_m_mx_dcn_bad_flag_is_a_usage_error():
+    proc = mx_dcn_cli("check", "--stride", "1,2,3")
+    assert proc.returncode == 2 and "usage: mx-dcn check" in proc.stderr and "--stride" in proc.stderr
+    no_traceback(proc)
+
+
+@pytest.mark.parametrize("command", [[], ["info"], ["check"], ["regress"], ["regress", "run"],
+                                     ["regress", "record"], ["regress", "verify"], ["bench"]])
+def test_every_command_has_help_with_examples(capsys, command):
+    status, out, _ = run_main(capsys, *command, "--help")
+    assert status == 0
+    assert "examples:" in out and "mx-dcn" in out
+
+
+@pytest.mark.parametrize("argv, complaint", [
+    ([], "required: COMMAND"),
+    (["frobnicate"], "invalid choice"),
+    (["regress"], "required: ACTION"),
+    (["check", "--stride", "1,2,3"], "--stride"),
+    (["check", "--input-shape", "1,64,32", "--weight-shape", "64,64,3,3"], "one --input-shape N,C,H,W"),
+    (["check", "--input-shape", "1,64,4,4", "--weight-shape", "64,64,7,7"], "invalid call: x: spatial size"),
+    (["check", "--input-shape", "a,b,c,d"], "--input-shape"),
+    (["check", "--dtype", "int8"], "--dtype"),
+    (["check", "--device", "tpu"], "--device"),
+    (["check", "--groups", "0"], "--groups"),
+    (["check"], "give --model"),
+    (["check", "--input-shape", "2,96,64,64", "--weight-shape", "64,95,3,3"], "weight: expected shape[1]"),
+    (["check", "--model", "no_such_package.models:build", "--input-shape", "1,3,8,8"], "cannot import"),
+    (["check", "--model", "tests.models.three_dcn", "--input-shape", "1,3,8,8"], "package.module:factory"),
+    (["check", "--model", "tests.models.three_dcn:nope", "--input-shape", "1,3,8,8"], "no attribute"),
+    (["regress", "run", "--cases", "k3x3,no_such_case"], "unknown case"),
+    (["regress", "run", "--device", "npu"], "not available on this machine"),
+    (["regress", "run", "--backend", "nope"], "--backend"),
+    (["regress", "record"], "--out"),
+    (["regress", "verify", "/nonexistent/golden"], "manifest.json"),
+    (["bench", "--repeats", "0"], "--repeats"),
+])
+def test_bad_flags_give_a_usage_error_not_a_traceback(capsys, argv, complaint):
+    status, out, err = run_main(capsys, *argv)
+    assert status == 2, (status, out, err)
+    assert complaint in err, err
+
+
+# --------------------------------------------------------------------------- info
+
+
+def test_info_lists_every_backend_with_its_availability():
+    proc = mx_dcn_cli("info")
+    assert proc.returncode == 0, proc.stderr
+    assert f"mx_dcn         {mx_dcn.__version__}" in proc.stdout
+    assert f"torch          {torch.__version__}" in proc.stdout
+    assert "torch_npu" in proc.stdout and "CANN" in proc.stdout
+    rows = {line.split()[0]: line for line in proc.stdout.splitlines()[proc.stdout.splitlines().index(
+        next(l for l in proc.stdout.splitlines() if l.startswith("Backends:"))) + 3:] if line.startswith("  ")}
+    for name in registry.backend_names():
+        availability = mx_dcn.get_backend(name).available()
+        assert name in rows, proc.stdout
+        assert (" yes " if availability else " no ") in rows[name]
+        if not availability:
+            assert availability.reason in rows[name]
+
+
+def test_info_json(capsys):
+    status, out, _ = run_main(capsys, "info", "--json")
+    assert status == 0
+    data = json.loads(out)
+    assert [b["name"] for b in data["backends"]] == list(registry.backend_names())
+    for b in data["backends"]:
+        availability = mx_dcn.get_backend(b["name"]).available()
+        assert b["available"] == bool(availability)
+        assert b["reason"] == ("" if availability else availability.reason)
+    assert data["devices"][0]["type"] == "cpu"
+    assert data["chains"]["npu"] == list(registry.chain_for("npu"))
+
+
+# --------------------------------------------------------------------------- check
+
+
+def _ascendc_c_in_violation(call):
+    """The ascendc violation(s) of a call, as (rule, message)."""
+    return [(v["rule"], v["message"]) for v in call["backends"]["ascendc"]["violations"]]
+
+
+def test_check_three_layer_model_for_atlas_a2(capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    proc = mx_dcn_cli("check", *THREE_DCN, *NPU_TARGET, "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    calls = data["calls"]
+    assert [c["layer"] for c in calls] == ["backbone.0", "neck", "head.dcn"]
+    assert [c["x"] for c in calls] == [[1, 64, 32, 32], [1, 64, 32, 32], [1, 96, 16, 16]]
+    assert [c["weight"] for c in calls] == [[64, 64, 3, 3], [96, 64, 3, 3], [64, 96, 3, 3]]
+    assert [c["stride"] for c in calls] == [[1, 1], [2, 2], [1, 1]]
+    assert all(c["site"].startswith(os.path.join("tests", "models", "three_dcn.py:")) for c in calls)
+    assert all(c["preferred"] == "ascendc" for c in calls)
+    # c_in 64: the AscendC kernel; c_in 96: a fallback, the ascendc violation naming the channel count.
+    assert [c["chosen"] for c in calls[:2]] == ["ascendc", "ascendc"]
+    assert [_ascendc_c_in_violation(c) for c in calls[:2]] == [[], []]
+    head = calls[2]
+    assert head["fallback"] and head["chosen"] in ("cann", "portable")
+    violations = _ascendc_c_in_violation(head)
+    assert [rule for rule, _ in violations] == [ASCENDC_C_IN_RULE], violations
+    assert "96" in violations[0][1] and "64" in violations[0][1]
+    assert head["reasons"][0]["backend"] == "ascendc"
+    assert data["summary"] == {"ascendc": 2, head["chosen"]: 1}
+    assert data["fallbacks"] == 1 and data["target"]["soc"] == "Ascend910B2"
+
+    # The table (same command in-process): one row per call with its qualified name; the violation in
+    # words under the head row.
+    status, out, err = run_main(capsys, "check", *THREE_DCN, *NPU_TARGET)
+    assert status == 0, err
+    lines = out.splitlines()
+    rows = [l for l in lines if l[:1].isdigit()]
+    assert [r.split()[1] for r in rows] == ["backbone.0", "neck", "head.dcn"]
+    assert [r.split()[-1] for r in rows[:2]] == ["ascendc", "ascendc"]
+    assert rows[2].endswith(f"{head['chosen']} (fallback)")
+    after_head = lines[lines.index(rows[2]) + 1]
+    assert after_head.strip().startswith(f"ascendc not used: [{ASCENDC_C_IN_RULE}]")
+    assert violations[0][1] in after_head
+    assert f"Summary: 3 calls: 2 -> ascendc, 1 -> {head['chosen']}; 1 leaves the preferred backend 'ascendc'." in lines
+
+
+def test_fail_on_fallback_sets_the_exit_status(capsys):
+    proc = mx_dcn_cli("check", *THREE_DCN, *NPU_TARGET, "--fail-on-fallback")
+    assert proc.returncode == 1
+    assert "1 call(s) would leave the preferred backend" in proc.stderr
+    assert "head.dcn" in proc.stdout
+    # A target every layer suits: no fallback, exit 0 even with the flag.
+    status, out, err = run_main(capsys, "check", "--input-shape", "2,64,32,32", "--weight-shape", "64,64,3,3",
+                                "--padding", "1", *NPU_TARGET, "--fail-on-fallback")
+    assert status == 0, out + err
+    (row,) = [line for line in out.splitlines() if line.startswith("1 ")]
+    assert row.split()[1] == "(call)" and row.split()[-1] == "ascendc"
+
+
+def test_check_one_call_names_each_violation(capsys):
+    status, out, err = run_main(capsys, "check", "--input-shape", "2,96,64,64", "--weight-shape", "64,96,3,3",
+                                "--padding", "1", "--deformable-groups", "2", *NPU_TARGET, "--json")
+    assert status == 0, err
+    (call,) = json.loads(out)["calls"]
+    assert call["out"] == [2, 64, 64, 64] and call["deformable_groups"] == 2
+    rules = [rule for rule, _ in _ascendc_c_in_violation(call)]
+    assert rules == [ASCENDC_C_IN_RULE, ASCENDC_DG_RULE], rules
+    assert call["fallback"]
+    # A non-A2 chip is a violation too.
+    other = json.loads(run_main(capsys, "check", "--input-shape", "2,64,64,64", "--weight-shape", "64,64,3,3",
+                                "--device", "npu", "--soc", "Ascend310P3", "--json")[1])["calls"][0]
+    assert [rule for rule, _ in _ascendc_c_in_violation(other)] == [ASCENDC_SOC_RULE]
+    # The local view on this machine (no NPU): the AscendC kernel is unavailable here.
+    local = run_main(capsys, "check", "--input-shape", "2,64,64,64", "--weight-shape", "64,64,3,3", *NPU_TARGET,
+                     "--availability", "local")[1]
+    assert "ascendc not used: [unavailable]" in local
+
+
+def test_check_model_built_from_mx_dcn_nn_layers(capsys, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    status, out, err = run_main(capsys, "check", "--model", "tests.models.nn_dcn:build", "--input-shape",
+                                "2,64,32,32", *NPU_TARGET, "--json")
+    assert status == 0, err
+    calls = json.loads(out)["calls"]
+    assert [(c["layer"], c["module"]) for c in calls] == [
+        ("lateral.dcn", "ModulatedDeformConv2dPack"), ("fuse", "ModulatedDeformConv2dPack"),
+        ("offsets.v1", "DeformConv2dPack"), ("(model)", "Neck")]
+    assert [c["chosen"] == "ascendc" for c in calls] == [True, True, False, False]
+    assert [rule for rule, _ in _ascendc_c_in_violation(calls[2])] == [ASCENDC_DG_RULE]
+    assert [rule for rule, _ in _ascendc_c_in_violation(calls[3])] == [ASCENDC_C_IN_RULE]
+    assert [c["mask"] for c in calls] == [True, True, False, False]
+
+
+def test_check_model_traced_on_cpu_for_this_machine(capsys, monkeypatch):
+    """On CPU the model really runs; the cpu chain is judged as this machine has it."""
+    monkeypatch.chdir(ROOT)
+    status, out, err = run_main(capsys, "check", *THREE_DCN, "--device", "cpu", "--trace-device", "cpu", "--json")
+    assert status == 0, err
+    calls = json.loads(out)["calls"]
+    assert [c["layer"] for c in calls] == ["backbone.0", "neck", "head.dcn"]
+    expected = "cpu" if mx_dcn.get_backend("cpu").available() else "portable"
+    assert {c["chosen"] for c in calls} == {expected}
+
+
+def test_check_reports_a_model_that_fails_with_its_location(capsys, monkeypatch, tmp_path):
+    (tmp_path / "broken_model.py").write_text(
+        "import torch, mx_dcn\n"
+        "class Broken(torch.nn.Module):\n"
+        "    def forward(self, x):\n"
+        "        w = torch.zeros(4, 3, 3, 3, device=x.device)\n"
+        "        off = torch.zeros(1, 18, 4, 4, device=x.device)\n"
+        "        return mx_dcn.modulated_deform_conv2d(x, off, None, w)\n"
+        "def build():\n    return Broken()\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    status, _, err = run_main(capsys, "check", "--model", "broken_model:build", "--input-shape", "1,3,8,8")
+    assert status == 1
+    assert "broken_model.py:6 in forward" in err and "offset: expected shape" in err
+
+
+# --------------------------------------------------------------------------- regress
+
+RECORD_CASES = "k3x3,dg2,v1_no_mask,empty_batch,c64_groups2_bias_maskzeros"
+
+
+def test_regress_run_default_is_the_whole_suite(capsys):
+    status, out, err = run_main(capsys, "regress", "run", "--json")
+    assert status == 0, out[-3000:] + err
+    results = json.loads(out)["results"]
+    assert [r["case"] for r in results] == [c.name for c in CASES]
+    assert all(r["status"] == "pass" for r in results)
+    k3 = results[1]["tensors"]
+    assert set(k3) == {"out", "grad_x", "grad_offset", "grad_mask", "grad_weight", "grad_bias"}
+    assert all(0 < t["error"] <= t["allowed"] for t in k3.values())
+    # The progress bar went to stderr, one line per case when stderr is not a terminal.
+    assert f"{len(CASES)}/{len(CASES)} {CASES[-1].name} float32" in err
+
+
+def test_regress_record_then_verify_round_trip_and_one_value_corruption(capsys, tmp_path):
+    golden = tmp_path / "golden"
+    rec = mx_dcn_cli("regress", "record", "--out", golden, "--cases", RECORD_CASES, "--dtype", "float32,float64")
+    assert rec.returncode == 0, rec.stdout + rec.stderr
+    manifest = json.loads((golden / "manifest.json").read_text())
+    assert manifest["device"] == "cpu" and manifest["dtypes"] == ["float32", "float64"]
+    assert manifest["environment"]["torch"] == torch.__version__ and manifest["environment"]["date"]
+    assert manifest["tolerances"]["float32"] == {"rtol": 2e-05, "atol": 2e-05}
+    entries = {(e["case"], e["dtype"]): e for e in manifest["cases"]}
+    assert len(entries) == 10
+    assert all(e["oracle_check"] == "pass" and len(e["sha256"]) == 64 for e in entries.values())
+    data = torch.load(golden / entries[("k3x3", "float32")]["file"], weights_only=True)
+    assert data["inputs"]["x"].dtype == torch.float32 and data["outputs"]["grad_offset"].shape == (2, 18, 7, 8)
+    assert data["outputs"]["grad_mask"] is not None
+    assert torch.load(golden / entries[("v1_no_mask", "float32")]["file"], weights_only=True)[
+        "outputs"]["grad_mask"] is None
+
+    status, out, err = run_main(capsys, "regress", "verify", golden)   # in-process: saves a torch import
+    assert status == 0, out + err
+    assert "10 cases: 10 pass" in out
+
+    # One value of one golden gradient altered: verify fails and names case, tensor, error and index.
+    path = golden / entries[("k3x3", "float32")]["file"]
+    data = torch.load(path, weights_only=True)
+    data["outputs"]["grad_offset"][0, 3, 2, 1] += 0.031
+    torch.save(data, path)
+    bad = mx_dcn_cli("regress", "verify", golden)
+    assert bad.returncode == 1
+    assert "10 cases: 9 pass, 1 fail" in bad.stdout
+    line = next(l for l in bad.stdout.splitlines() if "grad_offset max error" in l)
+    assert line.strip().startswith("k3x3: grad_offset max error 3.1e-02 > allowed ")
+    assert line.endswith("at index (0, 3, 2, 1)")
+    assert "k3x3.float32.pt checksum differs from the manifest" in bad.stdout
+    assert "FAILED" in bad.stderr and "k3x3: grad_offset" in bad.stderr
+    no_traceback(bad)
+
+
+def test_regress_verify_fails_when_a_recorded_output_differs_beyond_tolerance_only(capsys, tmp_path):
+    """A change below the tolerance is not a value mismatch (only the checksum flags it)."""
+    golden = tmp_path / "g"
+    assert run_main(capsys, "regress", "record", "--out", golden, "--cases", "k1x1", "--no-oracle")[0] == 0
+    path = golden / "k1x1.float32.pt"
+    data = torch.load(path, weights_only=True)
+    data["outputs"]["out"][1, 2, 3, 4] += 1e-7
+    torch.save(data, path)
+    status, out, _ = run_main(capsys, "regress", "verify", golden, "--json")
+    assert status == 1
+    (result,) = json.loads(out)["results"]
+    assert result["tensors"]["out"]["ok"] and not result["tensors"]["k1x1.float32.pt"]["ok"]
+
+
+def test_regress_forced_backend_runs_and_is_reported(capsys):
+    status, out, err = run_main(capsys, "regress", "run", "--backend", "portable", "--cases", "k3x3,groups2",
+                                "--dtype", "float64", "--no-progress")
+    assert status == 0, out + err
+    rows = [l.split() for l in out.splitlines() if l.startswith(("k3x3 ", "groups2 "))]
+    assert [(r[0], r[1], r[2], r[-1]) for r in rows] == [("k3x3", "float64", "portable", "PASS"),
+                                                         ("groups2", "float64", "portable", "PASS")]
+    assert err == ""
+
+
+# --------------------------------------------------------------------------- bench
+
+
+def test_bench_quick_json_and_plot(tmp_path):
+    plot = tmp_path / "bench.png"
+    proc = mx_dcn_cli("bench", "--quick", "--json", "--plot", plot)
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads(proc.stdout)
+    assert len(results) == 1
+    r = results[0]
+    for key in ("shape", "dense_fwd_ms", "mxdcn_fwd_ms", "fwd_ratio", "dense_fwdbwd_ms", "mxdcn_fwdbwd_ms",
+                "fwdbwd_ratio", "peak_extra_mb"):
+        assert key in r
+    assert r["dense_fwd_ms"] > 0 and r["mxdcn_fwd_ms"] > 0
+    assert abs(r["fwd_ratio"] - r["mxdcn_fwd_ms"] / r["dense_fwd_ms"]) < 0.02 * r["fwd_ratio"] + 1e-9
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000
+
+
+def test_bench_rejects_unknown_shapes(capsys):
+    status, _, err = run_main(capsys, "bench", "--shapes", "no_such_shape")
+    assert status == 2 and "unknown shape" in err

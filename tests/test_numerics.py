@@ -28,9 +28,6 @@ NAMES = ("x", "offset", "mask", "weight", "bias")
 # Deviations from the policy in code owned by others, reported with reproducers. Strict: when one
 # is fixed its tests XPASS and fail, so the entry must be deleted and the check is live again.
 KNOWN_BUGS = {
-    "portable-nonfinite-offset": "portable backend: a NaN offset raises 'index ... out of bounds' "
-                                 "(float NaN cast to an index), and an infinite offset gives NaN grad x "
-                                 "(NaN bilinear weights times the zero gradient of the discarded branch)",
     "cpu-inf-mask": "cpu kernel folds the mask into the corner weights, (m*w_k)*x_k, so an infinite mask "
                     "meets a zero bilinear weight: NaN instead of m*sample = +-Inf",
 }
@@ -93,7 +90,6 @@ def assert_same_nonfinite(got, want, dtype):
 @pytest.mark.parametrize("value", tuple(SPECIAL))
 @pytest.mark.parametrize("where", NAMES)
 def test_nonfinite_input_propagates_as_the_policy_says(request, backend, dtype, offsets, value, where):
-    known_bug(request, "portable-nonfinite-offset", backend == "portable" and where == "offset" and value == "nan")
     known_bug(request, "cpu-inf-mask", backend == "cpu" and where == "mask" and value != "nan")
     inputs, args = make(offsets=offsets, dtype=dtype, seed=NAMES.index(where) * 10 + len(value))
     target = inputs[where].view(-1)
@@ -149,7 +145,6 @@ def test_padded_zero_next_to_inf_is_not_nan(backend, dtype):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("value", tuple(SPECIAL))
 def test_nonfinite_offsets_sample_outside(request, backend, value):
-    known_bug(request, "portable-nonfinite-offset", backend == "portable")
     inputs, args = make(seed=3)
     inputs["offset"].fill_(SPECIAL[value])
     leaves = {k: t.clone().requires_grad_(True) for k, t in inputs.items()}
@@ -206,7 +201,6 @@ def test_nonfinite_weight_poisons_its_channel_like_a_dense_conv(backend, value):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", (torch.float64, torch.float32, torch.float16, torch.bfloat16))
 def test_offsets_of_1e6_give_zeros_and_finite_gradients(request, backend, dtype):
-    known_bug(request, "portable-nonfinite-offset", backend == "portable" and dtype == torch.float16)
     inputs, args = make(seed=8, dtype=dtype)
     g = torch.Generator().manual_seed(0)
     far = torch.rand(inputs["offset"].shape, generator=g) < 0.5    # half the samples far away

@@ -55,6 +55,11 @@ def _columns(p: Problem, x: torch.Tensor, offset: torch.Tensor, mask: Optional[t
     y = base_y + off[:, :, :, 0]          # (n, dg, taps, rows, w_out)
     xs = base_x + off[:, :, :, 1]
     inside = (y > -1) & (y < height) & (xs > -1) & (xs < width)
+    # Samples outside (including NaN / inf coordinates) are parked at 0 before any arithmetic, so no
+    # NaN weight or garbage index is ever formed; their corners are all invalid and contribute nothing,
+    # and autograd sends them an exact zero gradient.
+    zero = torch.zeros((), dtype=dt, device=dev)
+    y, xs = torch.where(inside, y, zero), torch.where(inside, xs, zero)
     y0, x0 = torch.floor(y), torch.floor(xs)
     ly, lx = y - y0, xs - x0
     hy, hx = 1 - ly, 1 - lx
@@ -68,7 +73,7 @@ def _columns(p: Problem, x: torch.Tensor, offset: torch.Tensor, mask: Optional[t
         index = (yy.clamp(0, height - 1) * width + xx.clamp(0, width - 1)).long()
         index = index.reshape(n, dg, 1, points).expand(n, dg, cpg, points)
         corner = torch.gather(planes, 3, index) * weight.reshape(n, dg, 1, points)
-        corner = torch.where(valid.reshape(n, dg, 1, points), corner, torch.zeros((), dtype=dt, device=dev))
+        corner = torch.where(valid.reshape(n, dg, 1, points), corner, zero)
         cols = corner if cols is None else cols + corner
     if mask is not None:
         cols = cols * mask[:, :, row0:row1].reshape(n, dg, 1, points)

@@ -43,19 +43,20 @@ class DcnIm2col : public DcnKernelBase {
         for (uint32_t c0 = 0; c0 < c_; c0 += cTile_) {
           const uint32_t cLen = MinU32(cTile_, c_ - c0);
           const uint32_t repeats = cLen / REPEAT_FLOATS;
+          // column = mask * sample, also for a sample outside (value 0): a NaN/Inf mask poisons it
+          // (docs/numerics.md). In-image corners are read even at weight 0; others never.
           LocalTensor<float> column = columnQue_.AllocTensor<float>();
-          Duplicate<float>(column, 0.0f, REPEAT_FLOATS, repeats, 1, 8);
+          Duplicate<float>(column, plan.inside ? 0.0f : m * 0.0f, REPEAT_FLOATS, repeats, 1, 8);
           if (plan.inside) {
+            const UnaryRepeatParams unary(1, 1, 8, 8);
             LocalTensor<float> corners = cornerQue_.AllocTensor<float>();
             GatherCorners(corners, plan, imageBase, c0, cLen);
             cornerQue_.EnQue(corners);
             corners = cornerQue_.DeQue<float>();
             for (uint32_t k = 0; k < 4; ++k) {
-              if (plan.valid[k]) {
-                Axpy<float, float>(column, corners[k * cTile_], m * plan.w[k], REPEAT_FLOATS, repeats,
-                                   UnaryRepeatParams(1, 1, 8, 8));
-              }
+              if (plan.valid[k]) Axpy<float, float>(column, corners[k * cTile_], plan.w[k], REPEAT_FLOATS, repeats, unary);
             }
+            Muls<float>(column, column, m, REPEAT_FLOATS, repeats, unary);
             cornerQue_.FreeTensor(corners);
           }
           columnQue_.EnQue(column);

@@ -33,6 +33,8 @@ struct AclTensor {
                              dims.size(), t.data_ptr());
     TORCH_CHECK(handle != nullptr, name, ": aclCreateTensor failed");
   }
+  AclTensor(const AclTensor&) = delete;
+  AclTensor& operator=(const AclTensor&) = delete;
   ~AclTensor() { if (handle) aclDestroyTensor(handle); }
 };
 
@@ -42,6 +44,8 @@ struct AclInts {
     TORCH_CHECK(v.size() == 2, "expected an (h, w) pair, got ", v.size(), " values");
     handle = aclCreateIntArray(v.data(), v.size());
   }
+  AclInts(const AclInts&) = delete;
+  AclInts& operator=(const AclInts&) = delete;
   ~AclInts() { if (handle) aclDestroyIntArray(handle); }
 };
 
@@ -67,9 +71,8 @@ void Im2col(const at::Tensor& x, const at::Tensor& offset, const c10::optional<a
             const at::Tensor& columns, at::IntArrayRef kernelSize, at::IntArrayRef stride, at::IntArrayRef padding,
             at::IntArrayRef dilation, at::IntArrayRef outSize, int64_t pixelStart) {
   AclTensor ax(x, "x"), aoff(offset, "offset"), acol(columns, "columns");
-  AclTensor* amask = nullptr;
   c10::optional<AclTensor> maskHolder;
-  if (mask.has_value() && mask->defined()) amask = &maskHolder.emplace(*mask, "mask");
+  AclTensor* amask = (mask.has_value() && mask->defined()) ? &maskHolder.emplace(*mask, "mask") : nullptr;
   AclInts k(kernelSize), s(stride), p(padding), d(dilation), o(outSize);
   Run("aclnnMxDcnIm2col", x,
       [&](uint64_t* size, aclOpExecutor** exec) {

@@ -226,3 +226,18 @@ def test_torchvision_layer_loads_torchvision_state_dict():
     nobias = dnn.TVDeformConv2d(4, 6, 3, bias=False)
     assert [n for n, _ in nobias.named_parameters()] == ["weight"]
     assert tv.DeformConv2d is dnn.TVDeformConv2d
+
+
+def test_example_training_script_runs():
+    import os
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, os.path.join(root, "examples", "train_dcn_head.py"), "--steps", "10",
+                           "--check"], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    layers = [line for line in lines if "->" in line and "dg=" in line]
+    assert len(layers) == 3 and all(line.split("->")[1].split()[0] in mx_dcn.backend_names() for line in layers)
+    assert "went down" in lines[-1]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Compile-only check of the CUDA code (no GPU needed):
-#   1. every kernels_cuda/*.cu compiled with the machine's nvcc for sm_80 and sm_90 to object files
-#      in a temporary directory, warnings as errors (no torch needed: the kernels are framework-free);
+#   1. every kernels_cuda/*.cu (and kernels_cuda/tests/*.cu) compiled with the machine's nvcc for
+#      sm_80 and sm_90 to object files in a temporary directory, warnings as errors (no torch needed:
+#      the kernels are framework-free);
 #   2. the torch glue mx_dcn/csrc/cuda/*.cpp parsed and type-checked by the host compiler
 #      (-fsyntax-only) against the installed torch's headers -- CPU wheels ship the CUDA headers too --
 #      when torch is importable; skipped with a message otherwise or with MX_DCN_GLUE_CHECK=0.
@@ -36,7 +37,8 @@ NVCC_FLAGS=(
 )
 
 shopt -s nullglob
-SOURCES=("$ROOT"/kernels_cuda/*.cu)
+# the kernels, and the GPU self-test (kernels_cuda/tests, compiled only: it needs a GPU to run)
+SOURCES=("$ROOT"/kernels_cuda/*.cu "$ROOT"/kernels_cuda/tests/*.cu)
 if [ ${#SOURCES[@]} -eq 0 ]; then
   echo "nvcc_check: FAILED: no .cu files in $ROOT/kernels_cuda" >&2
   exit 1

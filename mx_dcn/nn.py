@@ -70,6 +70,14 @@ def _check_channels(in_channels: int, out_channels: int, groups: int, deform_gro
         raise ValueError(f"deform_groups: expected a divisor of in_channels={in_channels}, got {deform_groups}")
 
 
+def _match_offset_dtype(x, offset, mask, weight, bias):
+    """mmcv's mixed-precision rule: under autocast the offset conv yields half precision while x and
+    the parameters stay float32; the offset's dtype decides, the others are cast to it."""
+    dt = offset.dtype
+    cast = lambda t: t if t is None or t.dtype == dt else t.to(dt)
+    return cast(x), cast(mask), cast(weight), cast(bias)
+
+
 def _meta_like(t: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
     return None if t is None else torch.empty(t.shape, dtype=t.dtype, device="meta")
 
@@ -158,9 +166,9 @@ class ModulatedDeformConv2d(_DeformBase):
                 self.bias.zero_()
 
     def forward(self, x: torch.Tensor, offset: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return functional.modulated_deform_conv2d(x, offset, mask, self.weight, self.bias, self.stride,
-                                                  self.padding, self.dilation, self.groups,
-                                                  self.deform_groups)
+        x, mask, weight, bias = _match_offset_dtype(x, offset, mask, self.weight, self.bias)
+        return functional.modulated_deform_conv2d(x, offset, mask, weight, bias, self.stride, self.padding,
+                                                  self.dilation, self.groups, self.deform_groups)
 
 
 def _rename_legacy_keys(state_dict, prefix: str) -> None:
@@ -209,9 +217,7 @@ class ModulatedDeformConv2dPack(ModulatedDeformConv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         offset, mask = self.offset_and_mask(x)
-        return functional.modulated_deform_conv2d(x, offset, mask, self.weight, self.bias, self.stride,
-                                                  self.padding, self.dilation, self.groups,
-                                                  self.deform_groups)
+        return super().forward(x, offset, mask)
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
                               unexpected_keys, error_msgs):
@@ -245,9 +251,10 @@ class DeformConv2d(_DeformBase):
             nn.init.zeros_(self.bias)
 
     def forward(self, x: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
-        return functional.deform_conv2d(x, offset, self.weight, self.stride, self.padding, self.dilation,
-                                        self.groups, self.deform_groups,
-                                        False if self.bias is None else self.bias, self.im2col_step)
+        x, _, weight, bias = _match_offset_dtype(x, offset, None, self.weight, self.bias)
+        return functional.deform_conv2d(x, offset, weight, self.stride, self.padding, self.dilation,
+                                        self.groups, self.deform_groups, False if bias is None else bias,
+                                        self.im2col_step)
 
 
 class DeformConv2dPack(DeformConv2d):

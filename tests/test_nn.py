@@ -241,3 +241,20 @@ def test_example_training_script_runs():
     layers = [line for line in lines if "->" in line and "dg=" in line]
     assert len(layers) == 3 and all(line.split("->")[1].split()[0] in mx_dcn.backend_names() for line in layers)
     assert "went down" in lines[-1]
+
+
+@pytest.mark.parametrize("cls", [dnn.ModulatedDeformConv2dPack, dnn.DeformConv2dPack])
+def test_autocast_mixed_precision(cls):
+    # Under autocast conv_offset returns bfloat16 while x and the parameters are float32: the layer
+    # follows mmcv and computes in the offset's dtype instead of failing on mixed dtypes.
+    layer = cls(8, 8, 3, padding=1)
+    with torch.no_grad():
+        layer.conv_offset.weight.normal_(0, 0.1)
+    x = torch.randn(2, 8, 6, 6, generator=_g(8))
+    want = layer(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = layer(x)
+    assert got.dtype == torch.bfloat16
+    assert (got.float() - want).abs().max() <= 0.05 * want.abs().max()
+    got.float().sum().backward()
+    assert layer.weight.grad is not None and layer.weight.grad.dtype == torch.float32

@@ -186,10 +186,11 @@ def harness(tmp_path_factory):
     cxx = shutil.which(os.environ.get("CXX", "g++")) or shutil.which("c++")
     assert cxx, "a C++ compiler is needed to build the host emulation of the CUDA kernels"
     exe = str(tmp_path_factory.mktemp("cuda_host") / "host_emulation")
-    subprocess.run([cxx, "-std=c++17", "-O1", "-Wall", "-Wextra", "-Werror",
-                    "-I", os.path.join(ROOT, "mx_dcn", "csrc"), "-I", os.path.join(ROOT, "kernels_cuda", "include"),
-                    os.path.join(ROOT, "kernels_cuda", "tests", "host_emulation.cpp"), "-o", exe],
-                   check=True, capture_output=True, text=True)
+    build = subprocess.run([cxx, "-std=c++17", "-O1", "-Wall", "-Wextra", "-Werror",
+                            "-I", os.path.join(ROOT, "mx_dcn", "csrc"), "-I", os.path.join(ROOT, "kernels_cuda", "include"),
+                            os.path.join(ROOT, "kernels_cuda", "tests", "host_emulation.cpp"), "-o", exe],
+                           capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
     return exe
 
 

@@ -231,18 +231,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> deform_co
   const at::Tensor go = grad_output.contiguous();
   const at::Tensor wmat = weight.contiguous().view({G, Cog, CgK});
   const int64_t elem = static_cast<int64_t>(input.element_size());
+  const Geometry one = chunk_geometry(a, x, 1);
   size_t det_one = 0;
-  if (deterministic) check(mx_dcn_cuda::col2im_deterministic_workspace_bytes(dtype, chunk_geometry(a, x, 1), &det_one),
-                           "col2im_deterministic_workspace_bytes");
+  if (deterministic) {
+    TORCH_CHECK(one.entries() <= mx_dcn_cuda::kMaxDeterministicEntries,
+                "deterministic backward: one image has too many sample points (", one.points(),
+                "); unset MX_DCN_DETERMINISTIC / torch.use_deterministic_algorithms to use the atomic path");
+    check(mx_dcn_cuda::col2im_deterministic_workspace_bytes(dtype, one, &det_one), "col2im_deterministic_workspace_bytes");
+  }
   const int64_t per_image = ((need_gw ? CK : 0) + (need_gcol ? CK : 0) + Cout) * P * elem +
                             static_cast<int64_t>(det_one);
   int64_t nb_max = chunk_images(N, per_image);
-  if (deterministic) {
-    nb_max = std::min(nb_max, std::max<int64_t>(1, mx_dcn_cuda::kMaxDeterministicEntries / chunk_geometry(a, x, 1).entries()));
-    TORCH_CHECK(chunk_geometry(a, x, 1).entries() <= mx_dcn_cuda::kMaxDeterministicEntries,
-                "deterministic backward: one image has too many sample points (", chunk_geometry(a, x, 1).points(),
-                "); unset MX_DCN_DETERMINISTIC / torch.use_deterministic_algorithms to use the atomic path");
-  }
+  if (deterministic) nb_max = std::min(nb_max, mx_dcn_cuda::kMaxDeterministicEntries / one.entries());
   at::Tensor col_store = need_gw ? at::empty({CK * nb_max * P}, input.options()) : at::Tensor();
   at::Tensor det_ws;
   if (deterministic) {

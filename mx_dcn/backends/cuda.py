@@ -25,8 +25,7 @@ _OP = "mx_dcn::deform_conv2d"
 
 def deterministic_requested() -> bool:
     """Whether the CUDA backward uses its deterministic (no float atomics) grad-x path."""
-    env = os.environ.get(DETERMINISTIC_ENV, "").strip().lower()
-    return torch.are_deterministic_algorithms_enabled() or env in ("1", "true")
+    return torch.are_deterministic_algorithms_enabled() or os.environ.get(DETERMINISTIC_ENV) in ("1", "true")
 
 
 def unavailability_reason(torch_version: str, torch_cuda: Optional[str], load_error: Optional[str],

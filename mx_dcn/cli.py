@@ -473,7 +473,7 @@ def plot_bench(results: List[dict], path: str) -> None:
                 x = i + (k - (len(series) - 1) / 2) * width
                 ax.bar(x, y, width, color=f"C{k}", label=label if i == 0 else None)
                 dense = r.get(f"dense_{suffix}")
-                text = f"{y:.0f} ms" if key == "dense" else f"{y / dense:.1f}x" if dense else ""
+                text = f"{y:.3g} ms" if key == "dense" else f"{y / dense:.1f}x" if dense else ""
                 ax.annotate(text, (x, y), ha="center", va="bottom", fontsize=8)
         if values and max(values) / min(values) > 20:
             ax.set_yscale("log")
@@ -499,8 +499,16 @@ def plot_bench(results: List[dict], path: str) -> None:
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions are wrapped here (by _wrap); epilogs keep their example layout."""
+
     def __init__(self, prog):
         super().__init__(prog, max_help_position=34, width=100)
+
+
+def _wrap(text: str) -> str:
+    import textwrap
+
+    return textwrap.fill(text, width=98)
 
 
 def _add_device(p, default="cpu", help_text="device to run on"):
@@ -509,11 +517,12 @@ def _add_device(p, default="cpu", help_text="device to run on"):
 
 def build_parser() -> argparse.ArgumentParser:
     from .registry import backend_names
+    from .testing.cases import CASES
 
     parser = argparse.ArgumentParser(
         prog=PROG, formatter_class=_Formatter,
-        description="mx_dcn deformable convolution: environment, constraint checks, cross-device "
-                    "regression and benchmarks.",
+        description=_wrap("mx_dcn deformable convolution: environment, constraint checks, cross-device "
+                    "regression and benchmarks."),
         epilog="""examples:
   mx-dcn info                                   versions, devices, which backends can run here
   mx-dcn check --input-shape 2,96,64,64 --weight-shape 64,96,3,3 --padding 1 --device npu --soc Ascend910B2
@@ -529,8 +538,8 @@ exit status: 0 ok, 1 check failed (fallback with --fail-on-fallback, mismatch), 
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("info", formatter_class=_Formatter, help="versions, devices and backend availability",
-                       description="Show versions (mx_dcn, torch, torch_npu, CANN), devices this process "
-                                   "sees, and every backend's availability with the reason when unavailable.",
+                       description=_wrap("Show versions (mx_dcn, torch, torch_npu, CANN), devices this process "
+                                   "sees, and every backend's availability with the reason when unavailable."),
                        epilog="examples:\n  mx-dcn info\n  mx-dcn info --json | python -c "
                               "\"import json,sys; print(json.load(sys.stdin)['backends'])\"")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -539,11 +548,11 @@ exit status: 0 ok, 1 check failed (fallback with --fail-on-fallback, mismatch), 
     p = sub.add_parser(
         "check", formatter_class=_Formatter,
         help="which kernel a call or every call of a model gets on a target, and why",
-        description="Judge deformable convolution calls against the backends' constraints for a target "
+        description=_wrap("Judge deformable convolution calls against the backends' constraints for a target "
                     "device (no such hardware needed), either one call described by flags or every call "
                     "a model makes. A model is run once on the meta device (nothing is computed) with "
                     "hooks that record each call of the operator with the qualified name of the module "
-                    "that made it -- calls through mx_dcn.nn layers and through the functional API alike.",
+                    "that made it -- calls through mx_dcn.nn layers and through the functional API alike."),
         epilog="""examples:
   one call, DCNv2 3x3 with bias, on Atlas A2:
     mx-dcn check --input-shape 2,96,64,64 --weight-shape 64,96,3,3 --padding 1 --device npu --soc Ascend910B2
@@ -587,9 +596,9 @@ reports what this machine itself would run; --availability assume always assumes
 
     p = sub.add_parser(
         "regress", formatter_class=_Formatter, help="the case suite against the oracle; record and verify",
-        description="Cross-device regression with the shared case suite (kernel sizes, stride, padding, "
+        description=_wrap("Cross-device regression with the shared case suite (kernel sizes, stride, padding, "
                     "dilation, groups, deformable groups, masks with zeros, offsets outside the image, "
-                    "empty batch, and the calls mx_driving's NPU path gets wrong).",
+                    "empty batch, and the calls mx_driving's NPU path gets wrong)."),
         epilog="""examples:
   mx-dcn regress run                                     every case on CPU against the float64 oracle
   mx-dcn regress run --device npu --dtype float32,float16
@@ -597,14 +606,15 @@ reports what this machine itself would run; --availability assume always assumes
   mx-dcn regress record --out golden_npu/ --device npu   inputs, outputs, gradients + manifest.json
   mx-dcn regress verify golden_npu/ --device cpu         same inputs here, compared within tolerance
 
-'mx-dcn regress ACTION --help' for each action's flags.""")
+'mx-dcn regress ACTION --help' for each action's flags.
+cases: """ + _wrap(", ".join(c.name for c in CASES)).replace("\n", "\n       "))
     rsub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     common = argparse.ArgumentParser(add_help=False)
     _add_device(common)
     common.add_argument("--backend", choices=backend_names(),
                         help="force one backend (default: the registry's choice per case)")
     common.add_argument("--cases", type=name_list, metavar="A,B",
-                        help="only these cases (default: the whole suite)")
+                        help="only these cases (default: the whole suite; names in 'mx-dcn regress --help')")
     common.add_argument("--json", action="store_true", help="machine-readable results on stdout")
     common.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     suite = argparse.ArgumentParser(add_help=False)
@@ -614,17 +624,17 @@ reports what this machine itself would run; --availability assume always assumes
 
     r = rsub.add_parser("run", parents=[common, suite], formatter_class=_Formatter,
                         help="the suite against the float64 oracle",
-                        description="Run every case forward and backward on a device/backend and compare "
-                                    "output and gradients with the float64 oracle computed on CPU.",
+                        description=_wrap("Run every case forward and backward on a device/backend and compare "
+                                    "output and gradients with the float64 oracle computed on CPU."),
                         epilog="examples:\n  mx-dcn regress run\n  mx-dcn regress run --device cuda "
                                "--dtype float32,float16\n  mx-dcn regress run --backend portable --cases "
                                "k3x3,dg2 --json")
     r.set_defaults(func=cmd_regress)
     r = rsub.add_parser("record", parents=[common, suite], formatter_class=_Formatter,
                         help="run the suite and write inputs/outputs/gradients with a manifest",
-                        description="Run the suite (checking it against the oracle) and write one file per "
+                        description=_wrap("Run the suite (checking it against the oracle) and write one file per "
                                     "case (torch.save: inputs, output, gradients) and manifest.json "
-                                    "(versions, host, date, device, backend, dtype, tolerances, checksums).",
+                                    "(versions, host, date, device, backend, dtype, tolerances, checksums)."),
                         epilog="examples:\n  mx-dcn regress record --out golden/ --device npu\n"
                                "  mx-dcn regress record --out golden/ --dtype float32,float16 --no-oracle")
     r.add_argument("--out", required=True, metavar="DIR", help="directory to write (created if needed)")
@@ -632,10 +642,10 @@ reports what this machine itself would run; --availability assume always assumes
     r.set_defaults(func=cmd_regress)
     r = rsub.add_parser("verify", parents=[common], formatter_class=_Formatter,
                         help="rerun recorded inputs here and compare",
-                        description="Rerun every recorded case's inputs on this device/backend and compare "
+                        description=_wrap("Rerun every recorded case's inputs on this device/backend and compare "
                                     "output and gradients with the recording, within the manifest's "
                                     "tolerance for the recorded dtype. Exit 1 on any mismatch, naming case, "
-                                    "tensor, error and index; a file changed since recording also fails.",
+                                    "tensor, error and index; a file changed since recording also fails."),
                         epilog="examples:\n  mx-dcn regress verify golden/\n  mx-dcn regress verify golden/ "
                                "--device npu --backend ascendc\n  mx-dcn regress verify golden/ --cases k3x3")
     r.add_argument("dir", metavar="DIR", help="a directory written by 'mx-dcn regress record'")
@@ -643,8 +653,8 @@ reports what this machine itself would run; --availability assume always assumes
 
     p = sub.add_parser(
         "bench", formatter_class=_Formatter, help="time mx_dcn against dense conv and installed peers",
-        description="Time forward and forward+backward of mx_dcn against the dense convolution of the same "
-                    "shape (the floor) and torchvision when installed; print a table, JSON or a plot.",
+        description=_wrap("Time forward and forward+backward of mx_dcn against the dense convolution of the same "
+                    "shape (the floor) and torchvision when installed; print a table, JSON or a plot."),
         epilog="""examples:
   mx-dcn bench                          every shape, table on stdout
   mx-dcn bench --quick                  one small shape, few repeats (a smoke test)

@@ -52,11 +52,22 @@ def test_paddle_matches_canonical(case):
 def test_mindspore_matches_canonical(case):
     i = case.make_inputs(dtype=torch.float64, seed=13)
     (sh, sw), (ph, pw), (dh, dw) = case.stride, case.padding, case.dilation
-    offsets = layouts.canonical_to_mindspore(i["offset"], i["mask"])
+    offsets = layouts.canonical_to_mindspore(i["offset"], i["mask"]).requires_grad_(True)
     got = ms.deformable_conv2d(i["x"], i["weight"], offsets, (case.kh, case.kw), (1, 1, sh, sw),
                                (ph, ph, pw, pw), i["bias"], (1, 1, dh, dw), case.groups,
                                case.deformable_groups, modulated=case.mask)
-    assert_same(got, canonical(i, case))
+    offset = i["offset"].clone().requires_grad_(True)
+    mask = None if i["mask"] is None else i["mask"].clone().requires_grad_(True)
+    want = mx_dcn.modulated_deform_conv2d(i["x"], offset, mask, i["weight"], i["bias"], **case.args())
+    assert_same(got, want)
+    if case.n == 0:
+        return
+    # gradients w.r.t. the packed offsets are the canonical ones, packed (zero for an ignored mask)
+    grad = torch.randn(got.shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    (g_packed,) = torch.autograd.grad(got, offsets, grad)
+    g_canon = torch.autograd.grad(want, [t for t in (offset, mask) if t is not None], grad)
+    g_mask = g_canon[1] if mask is not None else torch.zeros_like(offsets[:, :offsets.shape[1] // 3])
+    assert_same(g_packed, layouts.canonical_to_mindspore(g_canon[0], g_mask))
 
 
 def test_mindspore_packed_layout_by_definition():

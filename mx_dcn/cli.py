@@ -275,7 +275,12 @@ def cmd_check(args) -> int:
             raise UsageError(str(e)) from None
         import torch
 
-        model = factory()
+        try:
+            model = factory()
+        except Exception as e:  # the user's factory failed: say where, without a traceback
+            print(f"{PROG} check: error: {args.model}() failed{_user_frame(e)}: {type(e).__name__}: {e}",
+                  file=sys.stderr)
+            return 1
         if not isinstance(model, torch.nn.Module):
             raise UsageError(f"--model: {args.model} returned {type(model).__name__}, expected an nn.Module")
         model = model.to(args.dtype)

@@ -343,3 +343,81 @@ def test_bench_quick_json_and_plot(tmp_path):
 def test_bench_rejects_unknown_shapes(capsys):
     status, _, err = run_main(capsys, "bench", "--shapes", "no_such_shape")
     assert status == 2 and "unknown shape" in err
+
+
+# --------------------------------------------------------------------------- the recorder and the checker
+
+
+class _Shared(torch.nn.Module):
+    """Calls the op twice per forward through two entry points (mx_driving's Function and the v1 API)."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.randn(64, 64, 3, 3))
+
+    def forward(self, x):
+        n, _, h, w = x.shape
+        off = x.new_zeros(n, 18, h, w)
+        y = mx_dcn.ModulatedDeformConv2dFunction.apply(x, off, x.new_ones(n, 9, h, w), self.weight, None, 1, 1)
+        return mx_dcn.deform_conv2d(y, off, self.weight, 1, 1)
+
+
+class _TwoUses(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.block = _Shared()
+
+    def forward(self, x):
+        return self.block(self.block(x))   # the same module applied twice
+
+
+def test_recorder_names_repeated_calls_and_restores_the_registry():
+    from mx_dcn import model_check
+
+    resolve = registry.resolve
+    result = model_check.check_model(_TwoUses(), [torch.randn(1, 64, 8, 8)], "npu", "Ascend910B2")
+    assert registry.resolve is resolve
+    assert [c.layer for c in result.calls] == ["block #1", "block #2", "block #3", "block #4"]
+    assert [c.problem.has_mask for c in result.calls] == [True, False, True, False]
+    assert all(c.chosen == "ascendc" and c.problem.soc == "Ascend910B2" for c in result.calls)
+    assert result.summary() == {"ascendc": 4} and not result.fallbacks
+
+    class Boom(torch.nn.Module):
+        def forward(self, x):
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        model_check.check_model(Boom(), [torch.randn(1, 3, 4, 4)])
+    assert registry.resolve is resolve
+
+
+def test_check_model_factory_that_raises_is_reported(capsys, monkeypatch, tmp_path):
+    (tmp_path / "bad_factory.py").write_text("def build():\n    raise ImportError('needs mmdet')\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    status, _, err = run_main(capsys, "check", "--model", "bad_factory:build", "--input-shape", "1,3,8,8")
+    assert status == 1 and "bad_factory.py:2 in build" in err and "needs mmdet" in err
+
+
+def test_regress_run_names_case_tensor_and_index_of_a_wrong_backend(capsys, monkeypatch):
+    """A backend that is wrong in one output element fails `regress run` with that element named."""
+    portable = registry.get_backend("portable")
+    honest = portable.run
+
+    def off_by_one_element(problem, x, offset, mask, weight, bias):
+        out = honest(problem, x, offset, mask, weight, bias)
+        delta = torch.zeros_like(out)
+        if out.numel():
+            delta[0, 1, 2, 3] = 0.5
+        return out + delta
+
+    monkeypatch.setattr(portable, "run", off_by_one_element)
+    status, out, err = run_main(capsys, "regress", "run", "--backend", "portable", "--cases", "k3x3,empty_batch",
+                                "--no-progress")
+    assert status == 1
+    assert "2 cases: 1 pass, 1 fail" in out
+    line = next(l for l in out.splitlines() if l.strip().startswith("k3x3: out"))
+    assert line.strip().startswith("k3x3: out max error 5.0e-01 > allowed") and line.endswith("at index (0, 1, 2, 3)")
+    # The gradients are untouched by a constant shift: only `out` is named.
+    assert [l.split()[1] for l in out.splitlines() if l.strip().startswith("k3x3: ")] == ["out"]
+    assert "FAILED" in err

@@ -149,3 +149,40 @@ def test_model_rejects_rule_breaking_kernel(sim, toy):
 
 def test_model_runs_a_rule_abiding_kernel(sim):
     assert sim.selftest(0) is None
+
+
+# --------------------------------------------------------------------------- through the public API
+
+
+def test_public_api_runs_the_ascendc_algorithm(monkeypatch):
+    """mx_dcn.modulated_deform_conv2d and deform_conv2d with the ascendc backend forced, its kernels
+    served by the model: the backend's run() is wired to the API as on the device."""
+    import mx_dcn
+    from mx_dcn.backends.base import AVAILABLE
+    backend = mx_dcn.get_backend("ascendc")
+    kernels = SimKernels(sim_library(), core_num=3)
+    monkeypatch.setattr(backend, "_availability", AVAILABLE)
+    monkeypatch.setattr(backend, "_kernels", kernels)
+    case = CASES[0][0]
+    t = case.make_inputs(torch.float32)
+    with mx_dcn.use_backend("ascendc"):
+        out = mx_dcn.modulated_deform_conv2d(t["x"], t["offset"], t["mask"], t["weight"], t["bias"], **case.args())
+        v1 = mx_dcn.deform_conv2d(t["x"], t["offset"], t["weight"], **case.args())
+    assert len(kernels.launches) == 2
+    assert_close(out, oracle_forward(t["x"], t["offset"], t["mask"], t["weight"], t["bias"], **case.args()), "api")
+    assert_close(v1, oracle_forward(t["x"], t["offset"], None, t["weight"], None, **case.args()), "api v1")
+
+
+def test_deterministic_mode_refuses_the_atomic_backward():
+    case = CASES[1][0]
+    kernels = SimKernels(sim_library(), core_num=3)
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        with pytest.raises(RuntimeError, match="col2im adds grad_x atomically"):
+            run_case(case, kernels)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        with pytest.warns(UserWarning, match="no deterministic implementation"):
+            run_case(case, kernels)
+    finally:
+        torch.use_deterministic_algorithms(previous)

@@ -24,6 +24,9 @@ work where no compiler and no NPU exist (`mx_dcn.explain(..., device="npu", soc=
 and cost microseconds; the mirror is tested field by field against the C++ function over a sweep
 of shapes (tests/test_ascend_tiling.py), so it cannot drift silently.
 
+Determinism: col2im adds grad x atomically across vector cores; under
+torch.use_deterministic_algorithms(True) the backward raises (warn_only: warns), like torch's ops.
+
 SoC rule: the SoC is `problem.soc` when declared, else the name torch_npu reports for the current
 device. When neither exists (a declared "npu" target on a machine without one, without a SoC), the
 call is reported with the rule "soc" as unknown: the kernels would only run on Atlas A2.
@@ -33,6 +36,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+import warnings
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -306,6 +310,18 @@ def _chunks(p: Problem):
     return [(start, min(step, total - start)) for start in range(0, total, step)]
 
 
+def _alert_not_deterministic() -> None:
+    """As torch's own non-deterministic ops do under torch.use_deterministic_algorithms(True)."""
+    message = ("mx_dcn ascendc backward: col2im adds grad_x atomically across vector cores, so the order of "
+               "float additions varies from run to run; it has no deterministic implementation, but "
+               "torch.use_deterministic_algorithms(True) is set (force the 'portable' backend, or pass "
+               "warn_only=True to accept it)")
+    if torch.is_deterministic_algorithms_warn_only_enabled():
+        warnings.warn(message, UserWarning, stacklevel=3)
+    else:
+        raise RuntimeError(message)
+
+
 class _AscendCFunction(torch.autograd.Function):
     """fp32 in, fp32 out; the kernels' provider does the sampling, torch.matmul the products."""
 
@@ -334,6 +350,8 @@ class _AscendCFunction(torch.autograd.Function):
         p, kernels = ctx.problem, ctx.kernels
         need_x, need_off, need_mask, need_w, need_b = ctx.needs_input_grad[:5]
         need_sampling = need_x or need_off or (need_mask and mask is not None)
+        if need_sampling and torch.are_deterministic_algorithms_enabled():
+            _alert_not_deterministic()
         x_nhwc, off, msk = _channels_last(p, x, offset, mask)
         w_mat = _weight_matrix(p, weight)
         g = p.groups

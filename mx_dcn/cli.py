@@ -133,10 +133,10 @@ def _emit_json(obj) -> None:
 
 def _prepare_device(device: str) -> None:
     """Make `device` usable for running kernels here, or raise UsageError saying why not."""
+    from .model_check import ensure_device_runtime
     from .problem import device_present
 
-    if device == "npu" and importlib.util.find_spec("torch_npu") is not None:
-        import torch_npu  # noqa: F401
+    ensure_device_runtime(device)
     if not device_present(device):
         hint = {"npu": "torch_npu is not installed or sees no NPU",
                 "cuda": "this torch has no CUDA or sees no GPU"}.get(device, "")
@@ -419,8 +419,11 @@ def cmd_bench(args) -> int:
         if unknown:
             raise UsageError(f"--shapes: unknown shape(s) {unknown}; known: {', '.join(bench.SHAPES)}")
     repeats = args.repeats
-    if args.quick:
-        names = names or [next(iter(bench.SHAPES))]
+    if args.quick:  # a smoke test: the cheapest shape (fewest multiply-adds), 2 repeats
+        def work(shape: dict) -> float:
+            return shape["n"] * shape["c"] * shape["c_out"] * shape["h"] * shape["w"] / shape["stride"] ** 2
+
+        names = names or [min(bench.SHAPES, key=lambda n: work(bench.SHAPES[n]))]
         repeats = repeats or 2
     if args.threads:
         import torch
@@ -662,13 +665,14 @@ cases: """ + _wrap(", ".join(c.name for c in CASES)).replace("\n", "\n       "))
                     "shape (the floor) and torchvision when installed; print a table, JSON or a plot."),
         epilog="""examples:
   mx-dcn bench                          every shape, table on stdout
-  mx-dcn bench --quick                  one small shape, few repeats (a smoke test)
+  mx-dcn bench --quick                  the cheapest shape, 2 repeats (a smoke test)
   mx-dcn bench --shapes NAME,NAME --repeats 20 --json > bench.json
   mx-dcn bench --plot bench.png         also draw time per shape (needs matplotlib)
 Run it on an idle machine: other processes inflate the times.""")
     p.add_argument("--shapes", type=name_list, metavar="A,B", help="only these shapes (default: all)")
     p.add_argument("--repeats", type=positive_int, help="timed repetitions per measurement")
-    p.add_argument("--quick", action="store_true", help="first shape only and 2 repeats unless given")
+    p.add_argument("--quick", action="store_true",
+                   help="the cheapest shape only (unless --shapes) and 2 repeats (unless --repeats)")
     p.add_argument("--no-torchvision", action="store_true", help="do not time torchvision even if installed")
     p.add_argument("--threads", type=positive_int, help="torch.set_num_threads before measuring")
     p.add_argument("--json", action="store_true", help="results as JSON on stdout")

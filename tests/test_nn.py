@@ -258,3 +258,10 @@ def test_autocast_mixed_precision(cls):
     assert (got.float() - want).abs().max() <= 0.05 * want.abs().max()
     got.float().sum().backward()
     assert layer.weight.grad is not None and layer.weight.grad.dtype == torch.float32
+
+
+def test_mixed_dtypes_outside_autocast_are_an_error():
+    layer = dnn.ModulatedDeformConv2d(4, 4, 3, padding=1)
+    x = torch.randn(1, 4, 5, 5)
+    with pytest.raises(TypeError, match="dtype"):
+        layer(x, torch.zeros(1, 18, 5, 5, dtype=torch.float64), torch.ones(1, 9, 5, 5, dtype=torch.float64))

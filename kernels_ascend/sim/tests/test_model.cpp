@@ -1,6 +1,6 @@
 // C++ tests of the CPU model and the tiling: every rule of the model fails loudly, the correct toy
 // runs, the tiling respects UB / repeat / stride limits and covers every pixel exactly once, and
-// the im2col kernel matches a direct reference on a small case split over uneven blocks.
+// both kernels match a direct reference on a small case split over uneven blocks.
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -15,6 +15,9 @@ int mxdcn_sim_selftest_count();
 int mxdcn_sim_selftest(int toy, char* err, int errLen);
 int mxdcn_sim_im2col(const float* x, const float* offset, const float* mask, float* columns, const uint64_t* shape,
                      uint32_t coreNum, uint32_t ubBytes, char* err, int errLen);
+int mxdcn_sim_col2im(const float* x, const float* offset, const float* mask, const float* gradColumns, float* gradX,
+                     float* gradOffset, float* gradMask, const uint64_t* shape, uint32_t coreNum, uint32_t ubBytes,
+                     char* err, int errLen);
 uint32_t mxdcn_sim_last_block_dim();
 }
 
@@ -97,9 +100,9 @@ void TestTilingSweep() {
              TilingStatus::kChannelsNotMultipleOf64, "96 channels are reported");
 }
 
-// im2col on a small case over 5 uneven blocks against a direct double-precision reference.
-void TestIm2colSmall() {
-  const uint64_t n = 2, h = 5, w = 7, c = 64, kh = 3, kw = 3, sh = 2, sw = 1, ph = 1, pw = 2, dh = 1, dw = 2;
+// im2col and col2im on a small case over 5 uneven blocks against a direct double-precision reference.
+void TestKernelsSmall() {
+  const uint64_t n = 2, h = 5, w = 7, c = 128, kh = 3, kw = 3, sh = 2, sw = 1, ph = 1, pw = 2, dh = 1, dw = 2;
   const uint64_t ho = (h + 2 * ph - dh * (kh - 1) - 1) / sh + 1, wo = (w + 2 * pw - dw * (kw - 1) - 1) / sw + 1;
   const uint64_t taps = kh * kw, pixels = n * ho * wo;
   std::mt19937 rng(7);
@@ -138,6 +141,49 @@ void TestIm2colSmall() {
   }
   Expect(worst < 1e-4, "im2col matches the reference, max error " + std::to_string(worst));
   std::printf("  im2col small case: max error %.3g over 5 blocks\n", worst);
+
+  // col2im on the same case (channel chunks forced by a 4 KiB UB budget) against the reference.
+  std::vector<float> gradColumns(pixels * taps * c), gradX(x.size(), 0.0f), gradOffset(offset.size(), NAN),
+      gradMask(mask.size(), NAN);
+  for (float& v : gradColumns) v = normal(rng);
+  std::vector<double> wantX(x.size(), 0.0), wantOffset(offset.size(), 0.0), wantMask(mask.size(), 0.0);
+  for (uint64_t p = 0; p < pixels; ++p) {
+    const uint64_t b = p / (ho * wo), oh = p / wo % ho, ow = p % wo;
+    for (uint64_t t = 0; t < taps; ++t) {
+      const double y = double(oh * sh) - ph + double(t / kw * dh) + offset[(p * taps + t) * 2];
+      const double xx = double(ow * sw) - pw + double(t % kw * dw) + offset[(p * taps + t) * 2 + 1];
+      const double m = mask[p * taps + t];
+      if (!(y > -1 && y < h && xx > -1 && xx < w)) continue;
+      const double y0 = std::floor(y), x0 = std::floor(xx), ly = y - y0, lx = xx - x0;
+      double dotV = 0, dotY = 0, dotX = 0;
+      for (int k = 0; k < 4; ++k) {
+        const double r = y0 + k / 2, cc = x0 + k % 2;
+        if (r < 0 || r >= h || cc < 0 || cc >= w) continue;
+        const double wy = k / 2 ? ly : 1 - ly, wx = k % 2 ? lx : 1 - lx;
+        const double dwy = k / 2 ? 1 : -1, dwx = k % 2 ? 1 : -1;
+        for (uint64_t ch = 0; ch < c; ++ch) {
+          const uint64_t at = ((b * h + uint64_t(r)) * w + uint64_t(cc)) * c + ch;
+          const double g = gradColumns[(p * taps + t) * c + ch];
+          wantX[at] += m * wy * wx * g;
+          dotV += wy * wx * g * x[at];
+          dotY += dwy * wx * g * x[at];
+          dotX += wy * dwx * g * x[at];
+        }
+      }
+      wantOffset[(p * taps + t) * 2] = m * dotY;
+      wantOffset[(p * taps + t) * 2 + 1] = m * dotX;
+      wantMask[p * taps + t] = dotV;
+    }
+  }
+  const int status2 = mxdcn_sim_col2im(x.data(), offset.data(), mask.data(), gradColumns.data(), gradX.data(),
+                                       gradOffset.data(), gradMask.data(), shape, 5, 4096, err, sizeof(err));
+  Expect(status2 == 0, std::string("col2im runs: ") + err);
+  double worstGrad = 0;
+  for (size_t i = 0; i < x.size(); ++i) worstGrad = std::fmax(worstGrad, std::fabs(gradX[i] - wantX[i]));
+  for (size_t i = 0; i < offset.size(); ++i) worstGrad = std::fmax(worstGrad, std::fabs(gradOffset[i] - wantOffset[i]));
+  for (size_t i = 0; i < mask.size(); ++i) worstGrad = std::fmax(worstGrad, std::fabs(gradMask[i] - wantMask[i]));
+  Expect(worstGrad < 1e-3, "col2im matches the reference, max error " + std::to_string(worstGrad));
+  std::printf("  col2im small case: max error %.3g over 5 blocks, 4 KiB UB (channel chunks)\n", worstGrad);
 }
 
 }  // namespace
@@ -148,7 +194,7 @@ int main() {
   std::printf("tiling:\n");
   TestTilingSweep();
   std::printf("kernel:\n");
-  TestIm2colSmall();
+  TestKernelsSmall();
   if (g_failures) {
     std::printf("%d check(s) FAILED\n", g_failures);
     return 1;

@@ -137,6 +137,7 @@ RULES = {
     7: "SetAtomicAdd still active",
     8: "leaves its buffer",
     9: "the work split overlaps",
+    10: "FreeTensor missing",
 }
 
 

@@ -25,6 +25,7 @@ enum Toy {
   kAtomicLeftOn,         // SetAtomicAdd without SetAtomicNone
   kUbOverrun,            // a vector op running past the end of its buffer
   kOverlap,              // two blocks writing the same output elements
+  kQueueLeak,            // AllocTensor without FreeTensor
   kToyCount
 };
 
@@ -69,6 +70,13 @@ void ToyKernel(int toy) {
     case kAtomicLeftOn: DataCopy(local, in, 64); SetAtomicAdd<float>(); DataCopy(out, local, 64); return;
     case kUbOverrun: Duplicate<float>(local[16 * 1024 - 64], 0.0f, 64, 2, 1, 8); return;
     case kOverlap: DataCopy(local, in, 64); DataCopy(out, local, 64); return;
+    case kQueueLeak: {
+      TQue<TPosition::VECIN, 1> que;
+      pipe.InitBuffer(que, 1, 256);
+      LocalTensor<float> t = que.AllocTensor<float>();
+      DataCopy(t, in, 64);
+      return;
+    }
     default: return;
   }
 }

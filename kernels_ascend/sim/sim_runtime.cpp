@@ -101,11 +101,14 @@ void RunKernel(uint32_t blockDim, const std::function<void()>& kernel) {
   for (uint32_t b = 0; b < blockDim; ++b) {
     c.blockIdx = b;
     c.atomicElemSize = 0;
+    c.deferredError.clear();
     try {
       kernel();
+      if (!c.deferredError.empty()) Fail(c.deferredError);
       if (c.atomicElemSize != 0) Fail("the kernel returned with SetAtomicAdd still active (SetAtomicNone missing)");
     } catch (const ModelError& e) {
       c.atomicElemSize = 0;
+      c.deferredError.clear();
       throw ModelError(std::string(e.what()) + " [block " + Str(b) + " of " + Str(blockDim) + "]");
     }
   }
@@ -115,6 +118,16 @@ void RunKernel(uint32_t blockDim, const std::function<void()>& kernel) {
 
 namespace {
 TPipe* g_pipe = nullptr;
+}
+
+TQueBase::~TQueBase() {
+  bool allocated = false;
+  for (bool b : busy) allocated = allocated || b;
+  if ((allocated || !fifo.empty()) && sim::core().deferredError.empty()) {
+    sim::core().deferredError = allocated
+        ? "TQue: a buffer was still allocated when the kernel returned (FreeTensor missing)"
+        : "TQue: a tensor was still enqueued when the kernel returned (DeQue missing)";
+  }
 }
 
 TPipe* GetTPipePtr() {

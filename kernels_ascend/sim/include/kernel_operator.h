@@ -70,6 +70,7 @@ struct Core {
   uint32_t atomicElemSize = 0;     // 0: atomic add off; else sizeof(T) of SetAtomicAdd<T>
   uint32_t ubCapacity = kUbCapacity;
   uint32_t ubPeak = 0;
+  std::string deferredError;       // found in a destructor; RunKernel raises it
   std::vector<uint8_t> ub = std::vector<uint8_t>(kUbCapacity + 64);
   void* pipe = nullptr;
   uint8_t* UbBase() {
@@ -189,6 +190,9 @@ struct TQueBase {
   uint32_t num = 0, len = 0, base = 0, depth = 0;
   std::vector<bool> busy;
   std::vector<uint32_t> fifo;   // enqueued buffer indices
+  // A queue that ends its life with a buffer allocated or enqueued means a missing FreeTensor or
+  // DeQue; destructors must not throw, so RunKernel reports it when the kernel returns.
+  ~TQueBase();
 };
 
 template <TPosition pos, int32_t depth>

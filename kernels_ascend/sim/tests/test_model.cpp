@@ -36,7 +36,8 @@ void TestModelRules() {
   // Toy index -> a phrase its message must contain (see sim/selftest_kernels.cpp).
   const char* expected[] = {"", "not a multiple of 32 bytes", "not 32-byte aligned", "UB capacity exceeded",
                             "repeatTimes 256 exceeds 255", "exceeds the 16-bit field", "between SetAtomicAdd and SetAtomicNone",
-                            "SetAtomicNone missing", "leaves its buffer", "the work split overlaps"};
+                            "SetAtomicNone missing", "leaves its buffer", "the work split overlaps",
+                            "FreeTensor missing"};
   Expect(mxdcn_sim_selftest_count() == int(sizeof(expected) / sizeof(expected[0])), "toy count");
   for (int toy = 0; toy < mxdcn_sim_selftest_count(); ++toy) {
     char err[512] = {0};

@@ -1,15 +1,18 @@
 // The CPU implementation of mx_dcn::deform_conv2d and mx_dcn::deform_conv2d_backward.
 //
 // One image at a time: a channels-last copy of the image (so a sample's four corners are four
-// contiguous channel vectors), then tiles of output pixels small enough for the core's cache:
-//   forward   columns of the tile (im2col, parallel over pixels) -> GEMM with the permuted weight,
-//             written straight into the output (bias added by the same GEMM call);
-//   backward  grad columns of the tile (GEMM) -> grad offset / mask (parallel over pixels, each
-//             pixel reducing over its own channels) -> grad x scattered into a channels-last
-//             accumulator (parallel over channel ranges: no two threads write one element and every
-//             element sums its terms in the same order) -> grad weight += grad_out x columns.
-// Every result is therefore bitwise identical whatever the thread count. Buffers are sized per
-// image and per tile, never per batch, and the tile shrinks to fit the workspace budget.
+// contiguous channel vectors), then tiles of output pixels small enough for a core's cache, one tile
+// per task on the ATen thread pool (few synchronisations: the OS may take a core away at any time):
+//   forward   columns of the tile (im2col) -> GEMM with the permuted weight, written straight into
+//             the output (the bias added by the same GEMM call);
+//   backward  per tile: grad columns (GEMM) -> grad offset / mask (each pixel reducing over its own
+//             channels) and scatter plans; columns -> a partial grad weight. Then, per round of
+//             tiles, grad x scattered into a channels-last accumulator in parallel over channel
+//             ranges (no two threads write one element, every element sums its terms in pixel
+//             order), and the partial grad weights summed in tile order.
+// Tile boundaries do not depend on the thread count, so every result is bitwise identical with
+// any number of threads. Buffers are sized per image and per tile, never per batch, and the tile
+// shrinks to fit the workspace budget.
 // Half types (float16, bfloat16) are computed in float32; float64 in float64.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -185,8 +188,37 @@ void fill_channels_last(at::Tensor& x_cl, const at::Tensor& image) {
   x_cl.narrow(0, 0, h * w).view({h, w, c}).copy_(image.permute({1, 2, 0}));
 }
 
-// Sampling work per pixel is dg*K*C multiply-adds of 4; hand threads a few thousand at least.
-int64_t pixel_grain(const Geometry& g) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(1, 4 * g.col_width())); }
+// Oneapi MKL's C entry point (torch's x86 builds link MKL and export it): one BLAS thread for a
+// GEMM a tile task runs, so a tile's result never depends on how many threads the BLAS was given.
+// A weak reference: with another BLAS it is null and the BLAS runs single-threaded inside the
+// ATen (OpenMP) parallel region anyway.
+extern "C" int MKL_Set_Num_Threads_Local(int) __attribute__((weak));
+
+class SingleThreadBlas {
+ public:
+  SingleThreadBlas() : previous_(MKL_Set_Num_Threads_Local ? MKL_Set_Num_Threads_Local(1) : 0) {}
+  ~SingleThreadBlas() {
+    if (MKL_Set_Num_Threads_Local) MKL_Set_Num_Threads_Local(previous_);
+  }
+  SingleThreadBlas(const SingleThreadBlas&) = delete;
+  SingleThreadBlas& operator=(const SingleThreadBlas&) = delete;
+
+ private:
+  int previous_;
+};
+
+// Runs task(i, slot) for i in [0, count) on the ATen thread pool; slot (< slots(count)) names the
+// buffers the task may use: tasks running at the same time never share a slot.
+int64_t slots(int64_t count) { return std::max<int64_t>(1, std::min<int64_t>(count, at::get_num_threads())); }
+
+template <typename Fn>
+void run_tasks(int64_t count, Fn&& task) {
+  at::parallel_for(0, count, 1, [&](int64_t b, int64_t e) {
+    SingleThreadBlas one;
+    const int64_t slot = at::get_thread_num();
+    for (int64_t i = b; i < e; ++i) task(i, slot);
+  });
+}
 
 template <typename T>
 at::Tensor forward_impl(const Args& a, const at::Tensor& input, const at::Tensor& offset,
@@ -207,29 +239,29 @@ at::Tensor forward_impl(const Args& a, const at::Tensor& input, const at::Tensor
   if (bias) bias_acc = ws.hold(bias->to(acc).contiguous(), *bias);
   const bool direct = input.scalar_type() == acc;  // GEMM writes into `out` itself
   const int64_t fixed = (HW + 1) * C * sizeof(T) + 3 * K * g.deformable_groups * P * sizeof(T);
-  const int64_t rows = tile_rows(P, KC * sizeof(T), (KC + (direct ? 0 : Cout)) * sizeof(T), fixed);
+  const int64_t nslot = at::get_num_threads();
+  const int64_t rows = tile_rows(P, KC * sizeof(T), nslot * (KC + (direct ? 0 : Cout)) * sizeof(T), fixed);
+  const int64_t tiles = (P + rows - 1) / rows;
 
   at::Tensor x_cl = ws.empty({HW + 1, C}, acc);
   x_cl[HW].zero_();
-  at::Tensor col = ws.empty({rows, KC}, acc);
-  at::Tensor out_tile = direct ? at::Tensor() : ws.empty({Cout, rows}, acc);
+  at::Tensor col = ws.empty({slots(tiles), rows, KC}, acc);
+  at::Tensor out_tile = direct ? at::Tensor() : ws.empty({slots(tiles), Cout, rows}, acc);
   at::Tensor off_stage, mask_stage;
   const KernelTable<T>& kern = table<T>();
-  const int64_t grain = pixel_grain(g);
 
   for (int64_t n = 0; n < N; ++n) {
     fill_channels_last(x_cl, input[n]);
     const ImageInputs<T> in{x_cl.const_data_ptr<T>(), staged<T>(offset[n], off_stage, ws),
                             mask ? staged<T>((*mask)[n], mask_stage, ws) : nullptr};
     at::Tensor out_n = out[n].view({Cout, P});
-    for (int64_t p0 = 0; p0 < P; p0 += rows) {
-      const int64_t len = std::min(rows, P - p0);
-      T* col_ptr = col.mutable_data_ptr<T>();
-      at::parallel_for(p0, p0 + len, grain, [&](int64_t b, int64_t e) { kern.im2col(g, in, p0, b, e, col_ptr); });
-      const at::Tensor cols = col.narrow(0, 0, len);
+    run_tasks(tiles, [&](int64_t t, int64_t slot) {
+      const int64_t p0 = t * rows, len = std::min(rows, P - p0);
+      at::Tensor cols = col[slot].narrow(0, 0, len);
+      kern.im2col(g, in, p0, p0, p0 + len, cols.mutable_data_ptr<T>());
       for (int64_t grp = 0; grp < G; ++grp) {
         at::Tensor dst = direct ? out_n.narrow(0, grp * Cog, Cog).narrow(1, p0, len)
-                                : out_tile.narrow(0, grp * Cog, Cog).narrow(1, 0, len);
+                                : out_tile[slot].narrow(0, grp * Cog, Cog).narrow(1, 0, len);
         const at::Tensor w_g = wmat.narrow(0, grp * Cog, Cog);
         const at::Tensor c_g = cols.narrow(1, grp * KCg, KCg).t();
         if (bias) {
@@ -238,8 +270,8 @@ at::Tensor forward_impl(const Args& a, const at::Tensor& input, const at::Tensor
           at::mm_out(dst, w_g, c_g);
         }
       }
-      if (!direct) out_n.narrow(1, p0, len).copy_(out_tile.narrow(1, 0, len));
-    }
+      if (!direct) out_n.narrow(1, p0, len).copy_(out_tile[slot].narrow(1, 0, len));
+    });
   }
   return out;
 }
@@ -280,31 +312,37 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward_
       weight.to(acc).reshape({Cout, KCg / K, K}).transpose(1, 2).contiguous().view({Cout, KCg}), weight);
   const bool direct = input.scalar_type() == acc;  // grad offset / mask written in place
   const int64_t plan_bytes = dg * K * sizeof(ScatterPlan<T>);
+  const int64_t nslot = at::get_num_threads();
   const int64_t row_bytes = (need_gw ? KC * sizeof(T) : 0) + (need_gcol ? KC * sizeof(T) + plan_bytes : 0);
-  const int64_t fixed = 2 * (HW + 1) * C * sizeof(T) + (Cout + 3 * dg * K) * P * sizeof(T) + Cout * KCg * sizeof(T);
-  const int64_t rows = tile_rows(P, KC * sizeof(T), std::max<int64_t>(row_bytes, 1), fixed);
+  const int64_t fixed = 2 * (HW + 1) * C * sizeof(T) + (Cout + 3 * dg * K) * P * sizeof(T) +
+                        (nslot + 1) * Cout * KCg * sizeof(T);
+  const int64_t rows = tile_rows(P, KC * sizeof(T), nslot * std::max<int64_t>(row_bytes, 1), fixed);
+  const int64_t tiles = (P + rows - 1) / rows;
+  // Tiles run in rounds of `round` (one per thread): the round's grad columns and scatter plans stay
+  // in per-slot buffers until the channel-parallel scatter has consumed them.
+  const int64_t round = slots(tiles);
 
-  at::Tensor x_cl, gx_cl, col, gcol, plans, gw_acc;
+  at::Tensor x_cl, gx_cl, col, gcol, plans, gw_acc, gw_part;
   if (need_xcl) {
     x_cl = ws.empty({HW + 1, C}, acc);
     x_cl[HW].zero_();
   }
   if (need_gx) gx_cl = ws.empty({HW + 1, C}, acc);
   if (need_gw) {
-    col = ws.empty({rows, KC}, acc);
+    col = ws.empty({round, rows, KC}, acc);
     gw_acc = ws.empty({Cout, KCg}, acc);
     gw_acc.zero_();
+    gw_part = ws.empty({round, Cout, KCg}, acc);
   }
   if (need_gcol) {
-    gcol = ws.empty({rows, KC}, acc);
-    plans = ws.empty({rows * plan_bytes}, at::kByte);
+    gcol = ws.empty({round, rows, KC}, acc);
+    plans = ws.empty({round, rows * plan_bytes}, at::kByte);
   }
   std::vector<double> gb_acc(need_gb ? Cout : 0, 0.0);
   at::Tensor off_stage, mask_stage, go_stage, goff_stage, gmask_stage;
   if (!direct && need_goff) goff_stage = ws.empty({2 * dg * K, g.out_h, g.out_w}, acc);
   if (!direct && need_gmask) gmask_stage = ws.empty({dg * K, g.out_h, g.out_w}, acc);
   const KernelTable<T>& kern = table<T>();
-  const int64_t grain = pixel_grain(g);
 
   for (int64_t n = 0; n < N; ++n) {
     if (need_xcl) fill_channels_last(x_cl, input[n]);
@@ -325,33 +363,46 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward_
         }
       });
     }
-    for (int64_t p0 = 0; p0 < P; p0 += rows) {
-      const int64_t len = std::min(rows, P - p0);
-      if (need_gw) {
-        T* col_ptr = col.mutable_data_ptr<T>();
-        at::parallel_for(p0, p0 + len, grain, [&](int64_t b, int64_t e) { kern.im2col(g, in, p0, b, e, col_ptr); });
-        const at::Tensor cols = col.narrow(0, 0, len);
-        for (int64_t grp = 0; grp < G; ++grp) {
-          gw_acc.narrow(0, grp * Cog, Cog)
-              .addmm_(go_n.narrow(0, grp * Cog, Cog).narrow(1, p0, len), cols.narrow(1, grp * KCg, KCg));
+    for (int64_t t0 = 0; t0 < tiles; t0 += round) {
+      const int64_t count = std::min(round, tiles - t0);
+      // Phase 1, one tile per task: columns -> partial grad weight; grad columns -> grad offset /
+      // mask and scatter plans.
+      at::parallel_for(0, count, 1, [&](int64_t b, int64_t e) {
+        SingleThreadBlas one;
+        for (int64_t s = b; s < e; ++s) {
+          const int64_t p0 = (t0 + s) * rows, len = std::min(rows, P - p0);
+          if (need_gw) {
+            at::Tensor cols = col[s].narrow(0, 0, len);
+            kern.im2col(g, in, p0, p0, p0 + len, cols.mutable_data_ptr<T>());
+            for (int64_t grp = 0; grp < G; ++grp) {
+              at::Tensor dst = gw_part[s].narrow(0, grp * Cog, Cog);
+              at::mm_out(dst, go_n.narrow(0, grp * Cog, Cog).narrow(1, p0, len), cols.narrow(1, grp * KCg, KCg));
+            }
+          }
+          if (need_gcol) {
+            at::Tensor gcols = gcol[s].narrow(0, 0, len);
+            for (int64_t grp = 0; grp < G; ++grp) {
+              at::Tensor dst = gcols.narrow(1, grp * KCg, KCg);
+              at::mm_out(dst, go_n.narrow(0, grp * Cog, Cog).narrow(1, p0, len).t(), wmat.narrow(0, grp * Cog, Cog));
+            }
+            kern.grad_coords(g, in, gcols.const_data_ptr<T>(), p0, p0, p0 + len, goff_ptr, gmask_ptr,
+                             reinterpret_cast<ScatterPlan<T>*>(plans[s].mutable_data_ptr<uint8_t>()));
+          }
         }
-      }
-      if (!need_gcol) continue;
-      const at::Tensor gcols = gcol.narrow(0, 0, len);
-      for (int64_t grp = 0; grp < G; ++grp) {
-        at::Tensor dst = gcols.narrow(1, grp * KCg, KCg);
-        at::mm_out(dst, go_n.narrow(0, grp * Cog, Cog).narrow(1, p0, len).t(), wmat.narrow(0, grp * Cog, Cog));
-      }
-      const T* gcol_ptr = gcol.const_data_ptr<T>();
-      auto* plan_ptr = reinterpret_cast<ScatterPlan<T>*>(plans.mutable_data_ptr<uint8_t>());
-      at::parallel_for(p0, p0 + len, grain, [&](int64_t b, int64_t e) {
-        kern.grad_coords(g, in, gcol_ptr, p0, b, e, goff_ptr, gmask_ptr, plan_ptr);
       });
+      // Phase 2: grad x by channel ranges, tiles in order; grad weight summed over tiles in order.
       if (need_gx) {
         T* gx_ptr = gx_cl.mutable_data_ptr<T>();
         at::parallel_for(0, C, 16, [&](int64_t cb, int64_t ce) {
-          kern.scatter_grad_x(g, plan_ptr, gcol_ptr, len, cb, ce, gx_ptr);
+          for (int64_t s = 0; s < count; ++s) {
+            const int64_t len = std::min(rows, P - (t0 + s) * rows);
+            kern.scatter_grad_x(g, reinterpret_cast<const ScatterPlan<T>*>(plans[s].const_data_ptr<uint8_t>()),
+                                gcol[s].const_data_ptr<T>(), len, cb, ce, gx_ptr);
+          }
         });
+      }
+      if (need_gw) {
+        for (int64_t s = 0; s < count; ++s) gw_acc.add_(gw_part[s]);
       }
     }
     if (need_gx) grad_input[n].permute({1, 2, 0}).copy_(gx_cl.narrow(0, 0, HW).view({g.height, g.width, C}));

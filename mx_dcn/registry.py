@@ -218,8 +218,7 @@ def select(problem: Problem) -> SelectionReport:
                                         assumed=in_chain and problem.declared_target and not availability)
     forced = forced_backend()
     if forced is not None:
-        f = verdicts[forced]
-        chosen = forced if (f.available or f.assumed) and not f.violations else None
+        chosen = forced if verdicts[forced].usable else None  # must serve the device, too
     else:
         chosen = next((n for n in chain if verdicts[n].usable), None)
     return SelectionReport(problem, chain, chosen, forced, verdicts)
@@ -236,7 +235,12 @@ def resolve(problem: Problem) -> Backend:
     report = select(problem)
     if report.forced is not None and report.chosen is None:
         v = report.backends[report.forced]
-        why = v.reason if not v.available else "; ".join(str(x) for x in v.violations)
+        if not v.in_chain:
+            why = f"it does not serve device '{problem.device_type}' (chain: {' -> '.join(report.chain)})"
+        elif not v.available and not v.assumed:
+            why = v.reason
+        else:
+            why = "; ".join(str(x) for x in v.violations)
         raise BackendUnusableError(f"backend '{report.forced}' was forced but cannot run "
                                    f"{problem.summary()}: {why}")
     if report.chosen is None:

@@ -155,6 +155,9 @@ def test_forcing_an_unusable_backend_raises(picky):
     with mx_dcn.use_backend("picky"):
         with pytest.raises(mx_dcn.BackendUnusableError, match="'picky' was forced but cannot run .*even_channels"):
             mx_dcn.modulated_deform_conv2d(i["x"], i["offset"], i["mask"], i["weight"], i["bias"], padding=1)
+    with mx_dcn.use_backend("cann"):  # an NPU backend cannot be forced onto CPU tensors
+        with pytest.raises(mx_dcn.BackendUnusableError, match="does not serve device 'cpu'"):
+            mx_dcn.modulated_deform_conv2d(i["x"], i["offset"], i["mask"], i["weight"], i["bias"], padding=1)
     with pytest.raises(ValueError, match="use_backend: expected one of"):
         with mx_dcn.use_backend("nonexistent"):
             pass

@@ -74,7 +74,11 @@ def _match_offset_dtype(x, offset, mask, weight, bias):
     """mmcv's mixed-precision rule: under autocast the offset conv yields half precision while x and
     the parameters stay float32; the offset's dtype decides, the others are cast to it. Outside
     autocast nothing is cast, so mismatched dtypes are the operator's clear TypeError."""
-    if not torch.is_autocast_enabled(offset.device.type):
+    try:
+        autocast = torch.is_autocast_enabled(offset.device.type)
+    except RuntimeError:  # a device type autocast does not know (meta, for model checks)
+        autocast = False
+    if not autocast:
         return x, mask, weight, bias
     dt = offset.dtype
     cast = lambda t: t if t is None or t.dtype == dt else t.to(dt)

@@ -215,6 +215,14 @@ def _pair_text(p) -> str:
     return str(p[0]) if p[0] == p[1] else f"{p[0]}x{p[1]}"
 
 
+def _backend_counts(verdicts) -> dict:
+    """backend -> number of calls it gets, most used first."""
+    counts: dict = {}
+    for v in verdicts:
+        counts[v.chosen or "none"] = counts.get(v.chosen or "none", 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
 def format_check(verdicts, title: List[str]) -> str:
     """One row per call, the reasons for each fallback under its row, then the summary."""
     rows = []
@@ -235,9 +243,7 @@ def format_check(verdicts, title: List[str]) -> str:
         lines.append(line)
         for backend, rule, message in v.reasons():
             lines.append(f"      {backend} not used: [{rule}] {message}")
-    counts = {}
-    for v in verdicts:
-        counts[v.chosen or "none"] = counts.get(v.chosen or "none", 0) + 1
+    counts = _backend_counts(verdicts)
     fallbacks = [v for v in verdicts if v.is_fallback]
     lines.append("")
     if not verdicts:
@@ -245,7 +251,7 @@ def format_check(verdicts, title: List[str]) -> str:
     else:
         preferred = verdicts[0].preferred
         lines.append(f"Summary: {len(verdicts)} call{'s' if len(verdicts) != 1 else ''}: "
-                     + ", ".join(f"{n} -> {b}" for b, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+                     + ", ".join(f"{n} -> {b}" for b, n in counts.items())
                      + f"; {len(fallbacks)} leave{'s' if len(fallbacks) == 1 else ''} the preferred "
                        f"backend '{preferred}'.")
     return "\n".join(lines)
@@ -320,8 +326,7 @@ def cmd_check(args) -> int:
     if args.json:
         _emit_json({"target": {"device": args.device, "soc": args.soc, "assumed_available": assumed},
                     "model": args.model, "calls": [v.to_dict() for v in verdicts],
-                    "summary": {b: sum(1 for v in verdicts if (v.chosen or "none") == b)
-                                for b in sorted({v.chosen or "none" for v in verdicts})},
+                    "summary": _backend_counts(verdicts),
                     "fallbacks": len(fallbacks), "exit_status": status})
     else:
         print(format_check(verdicts, title))

@@ -327,7 +327,7 @@ def test_regress_forced_backend_runs_and_is_reported(capsys):
 
 def test_bench_quick_json_and_plot(tmp_path):
     plot = tmp_path / "bench.png"
-    proc = mx_dcn_cli("bench", "--quick", "--json", "--plot", plot)
+    proc = mx_dcn_cli("bench", "--quick", "--repeats", "1", "--json", "--plot", plot)
     assert proc.returncode == 0, proc.stderr
     results = json.loads(proc.stdout)
     assert len(results) == 1

@@ -19,6 +19,13 @@ run_step() {
 }
 
 run_step "pytest" $PY -m pytest -q -p no:cacheprovider tests
+# The installed console script, end to end, as a user runs it.
+run_step "mx-dcn info" mx-dcn info
+run_step "mx-dcn check (sample model, Atlas A2 target)" \
+  mx-dcn check --model tests.models.three_dcn:build --input-shape 1,3,64,64 --device npu --soc Ascend910B2
+run_step "mx-dcn regress run (cpu vs float64 oracle)" mx-dcn regress run --dtype float32,float64,float16 --no-progress
+run_step "mx-dcn regress record + verify (cpu kernel vs portable)" bash -c \
+  "mx-dcn regress record --out out/golden --dtype float32,float64 --no-progress >/dev/null && mx-dcn regress verify out/golden --backend portable --no-progress"
 for script in ci/nvcc_check.sh ci/ascend_sim.sh ci/sanitize.sh; do
   if [ -f "$script" ]; then
     run_step "$script" bash "$script"

@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <optional>
@@ -71,6 +72,17 @@ int64_t tile_target_bytes() {
     return (kb > 0 ? kb : int64_t(1024)) * 1024;
   }();
   return bytes;
+}
+
+// Tiles per backward round (see backward_impl): fewer means the round's grad columns are still in
+// cache when scattered, more means fewer synchronisations. MX_DCN_ROUND_TILES overrides it (tuning).
+int64_t round_tiles_setting() {
+  static const int64_t tiles = [] {
+    const char* raw = std::getenv("MX_DCN_ROUND_TILES");
+    const int64_t v = raw ? std::atoll(raw) : 0;
+    return v > 0 ? v : int64_t(2);
+  }();
+  return tiles;
 }
 
 // Temporary buffers of one call; its total (the call's workspace) is recorded for tests.
@@ -211,12 +223,19 @@ class SingleThreadBlas {
 // buffers the task may use: tasks running at the same time never share a slot.
 int64_t slots(int64_t count) { return std::max<int64_t>(1, std::min<int64_t>(count, at::get_num_threads())); }
 
+constexpr int64_t kMaxSlots = 8;
+
+// Tasks are handed out one at a time (an atomic counter), not in fixed blocks: when the OS takes a
+// core away, the other workers take its share instead of waiting for it. Which worker runs a task
+// never changes the task's result.
 template <typename Fn>
 void run_tasks(int64_t count, Fn&& task) {
-  at::parallel_for(0, count, 1, [&](int64_t b, int64_t e) {
+  std::atomic<int64_t> next{0};
+  at::parallel_for(0, slots(count), 1, [&](int64_t b, int64_t e) {
     SingleThreadBlas one;
-    const int64_t slot = at::get_thread_num();
-    for (int64_t i = b; i < e; ++i) task(i, slot);
+    for (int64_t slot = b; slot < e; ++slot) {
+      for (int64_t i = next.fetch_add(1); i < count; i = next.fetch_add(1)) task(i, slot);
+    }
   });
 }
 
@@ -239,8 +258,9 @@ at::Tensor forward_impl(const Args& a, const at::Tensor& input, const at::Tensor
   if (bias) bias_acc = ws.hold(bias->to(acc).contiguous(), *bias);
   const bool direct = input.scalar_type() == acc;  // GEMM writes into `out` itself
   const int64_t fixed = (HW + 1) * C * sizeof(T) + 3 * K * g.deformable_groups * P * sizeof(T);
-  const int64_t nslot = at::get_num_threads();
-  const int64_t rows = tile_rows(P, KC * sizeof(T), nslot * (KC + (direct ? 0 : Cout)) * sizeof(T), fixed);
+  // Sized for kMaxSlots tiles in flight, so the tiling (hence every bit of the result) does not
+  // depend on the thread count (up to kMaxSlots threads; beyond, the budget stretches instead).
+  const int64_t rows = tile_rows(P, KC * sizeof(T), kMaxSlots * (KC + (direct ? 0 : Cout)) * sizeof(T), fixed);
   const int64_t tiles = (P + rows - 1) / rows;
 
   at::Tensor x_cl = ws.empty({HW + 1, C}, acc);
@@ -312,15 +332,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward_
       weight.to(acc).reshape({Cout, KCg / K, K}).transpose(1, 2).contiguous().view({Cout, KCg}), weight);
   const bool direct = input.scalar_type() == acc;  // grad offset / mask written in place
   const int64_t plan_bytes = dg * K * sizeof(ScatterPlan<T>);
-  const int64_t nslot = at::get_num_threads();
+  // Tiles run in rounds: phase 1 handles each tile of the round (grad columns, grad offset / mask,
+  // scatter plans; columns and the tile's part of grad weight); phase 2 scatters the round's grad
+  // columns into grad x by channel blocks and sums the parts of grad weight, in tile order, by
+  // blocks of output channels. A round's buffers hold
+  // all its tiles, so a round of 8 tiles means 2 synchronisations per 8 tiles.
+  const int64_t round_tiles = round_tiles_setting();
   const int64_t row_bytes = (need_gw ? KC * sizeof(T) : 0) + (need_gcol ? KC * sizeof(T) + plan_bytes : 0);
   const int64_t fixed = 2 * (HW + 1) * C * sizeof(T) + (Cout + 3 * dg * K) * P * sizeof(T) +
-                        (nslot + 1) * Cout * KCg * sizeof(T);
-  const int64_t rows = tile_rows(P, KC * sizeof(T), nslot * std::max<int64_t>(row_bytes, 1), fixed);
+                        (round_tiles + 2) * Cout * KCg * sizeof(T);
+  const int64_t rows = tile_rows(P, KC * sizeof(T), round_tiles * std::max<int64_t>(row_bytes, 1), fixed);
   const int64_t tiles = (P + rows - 1) / rows;
-  // Tiles run in rounds of `round` (one per thread): the round's grad columns and scatter plans stay
-  // in per-slot buffers until the channel-parallel scatter has consumed them.
-  const int64_t round = slots(tiles);
+  const int64_t round = std::min(tiles, round_tiles);
 
   at::Tensor x_cl, gx_cl, col, gcol, plans, gw_acc, gw_part;
   if (need_xcl) {
@@ -329,7 +352,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward_
   }
   if (need_gx) gx_cl = ws.empty({HW + 1, C}, acc);
   if (need_gw) {
-    col = ws.empty({round, rows, KC}, acc);
+    col = ws.empty({round * rows, KC}, acc);
     gw_acc = ws.empty({Cout, KCg}, acc);
     gw_acc.zero_();
     gw_part = ws.empty({round, Cout, KCg}, acc);
@@ -343,6 +366,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward_
   if (!direct && need_goff) goff_stage = ws.empty({2 * dg * K, g.out_h, g.out_w}, acc);
   if (!direct && need_gmask) gmask_stage = ws.empty({dg * K, g.out_h, g.out_w}, acc);
   const KernelTable<T>& kern = table<T>();
+  // Phase-2 work units, fixed whatever the thread count: channel blocks of the scatter (>= 16
+  // channels, a vector's worth) and blocks of 16 output channels of the grad-weight GEMM.
+  const int64_t cblock = std::max<int64_t>(16, (C / (2 * at::get_num_threads()) + 15) / 16 * 16);
+  const int64_t n_cblocks = need_gx ? (C + cblock - 1) / cblock : 0;
+  const int64_t oblock = 16, n_oblocks = need_gw ? (Cout + oblock - 1) / oblock : 0;
 
   for (int64_t n = 0; n < N; ++n) {
     if (need_xcl) fill_channels_last(x_cl, input[n]);
@@ -365,45 +393,41 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward_
     }
     for (int64_t t0 = 0; t0 < tiles; t0 += round) {
       const int64_t count = std::min(round, tiles - t0);
-      // Phase 1, one tile per task: columns -> partial grad weight; grad columns -> grad offset /
-      // mask and scatter plans.
-      at::parallel_for(0, count, 1, [&](int64_t b, int64_t e) {
-        SingleThreadBlas one;
-        for (int64_t s = b; s < e; ++s) {
-          const int64_t p0 = (t0 + s) * rows, len = std::min(rows, P - p0);
-          if (need_gw) {
-            at::Tensor cols = col[s].narrow(0, 0, len);
-            kern.im2col(g, in, p0, p0, p0 + len, cols.mutable_data_ptr<T>());
-            for (int64_t grp = 0; grp < G; ++grp) {
-              at::Tensor dst = gw_part[s].narrow(0, grp * Cog, Cog);
-              at::mm_out(dst, go_n.narrow(0, grp * Cog, Cog).narrow(1, p0, len), cols.narrow(1, grp * KCg, KCg));
-            }
-          }
-          if (need_gcol) {
-            at::Tensor gcols = gcol[s].narrow(0, 0, len);
-            for (int64_t grp = 0; grp < G; ++grp) {
-              at::Tensor dst = gcols.narrow(1, grp * KCg, KCg);
-              at::mm_out(dst, go_n.narrow(0, grp * Cog, Cog).narrow(1, p0, len).t(), wmat.narrow(0, grp * Cog, Cog));
-            }
-            kern.grad_coords(g, in, gcols.const_data_ptr<T>(), p0, p0, p0 + len, goff_ptr, gmask_ptr,
-                             reinterpret_cast<ScatterPlan<T>*>(plans[s].mutable_data_ptr<uint8_t>()));
+      const int64_t r0 = t0 * rows;  // the round's first pixel
+      run_tasks(count, [&](int64_t s, int64_t) {
+        const int64_t p0 = r0 + s * rows, len = std::min(rows, P - p0);
+        if (need_gw) {  // this tile's grad weight, while its columns are in cache
+          at::Tensor cols = col.narrow(0, s * rows, len);
+          kern.im2col(g, in, p0, p0, p0 + len, cols.mutable_data_ptr<T>());
+          for (int64_t grp = 0; grp < G; ++grp) {
+            at::Tensor dst = gw_part[s].narrow(0, grp * Cog, Cog);
+            at::mm_out(dst, go_n.narrow(0, grp * Cog, Cog).narrow(1, p0, len), cols.narrow(1, grp * KCg, KCg));
           }
         }
+        if (!need_gcol) return;
+        at::Tensor gcols = gcol[s].narrow(0, 0, len);
+        for (int64_t grp = 0; grp < G; ++grp) {
+          at::Tensor dst = gcols.narrow(1, grp * KCg, KCg);
+          at::mm_out(dst, go_n.narrow(0, grp * Cog, Cog).narrow(1, p0, len).t(), wmat.narrow(0, grp * Cog, Cog));
+        }
+        kern.grad_coords(g, in, gcols.const_data_ptr<T>(), p0, p0, p0 + len, goff_ptr, gmask_ptr,
+                         reinterpret_cast<ScatterPlan<T>*>(plans[s].mutable_data_ptr<uint8_t>()));
       });
-      // Phase 2: grad x by channel ranges, tiles in order; grad weight summed over tiles in order.
-      if (need_gx) {
-        T* gx_ptr = gx_cl.mutable_data_ptr<T>();
-        at::parallel_for(0, C, 16, [&](int64_t cb, int64_t ce) {
+      run_tasks(n_cblocks + n_oblocks, [&](int64_t task, int64_t) {
+        if (task < n_cblocks) {  // grad x, channels [cb, ce), tiles in order
+          const int64_t cb = task * cblock, ce = std::min(C, cb + cblock);
           for (int64_t s = 0; s < count; ++s) {
-            const int64_t len = std::min(rows, P - (t0 + s) * rows);
+            const int64_t len = std::min(rows, P - (r0 + s * rows));
             kern.scatter_grad_x(g, reinterpret_cast<const ScatterPlan<T>*>(plans[s].const_data_ptr<uint8_t>()),
-                                gcol[s].const_data_ptr<T>(), len, cb, ce, gx_ptr);
+                                gcol[s].const_data_ptr<T>(), len, cb, ce, gx_cl.mutable_data_ptr<T>());
           }
-        });
-      }
-      if (need_gw) {
-        for (int64_t s = 0; s < count; ++s) gw_acc.add_(gw_part[s]);
-      }
+          return;
+        }
+        // grad weight rows [o0, o0 + oblock) += the round's per-tile parts, in tile order
+        const int64_t o0 = (task - n_cblocks) * oblock, olen = std::min(oblock, Cout - o0);
+        at::Tensor dst = gw_acc.narrow(0, o0, olen);
+        for (int64_t s = 0; s < count; ++s) dst.add_(gw_part[s].narrow(0, o0, olen));
+      });
     }
     if (need_gx) grad_input[n].permute({1, 2, 0}).copy_(gx_cl.narrow(0, 0, HW).view({g.height, g.width, C}));
     if (!direct && need_goff) grad_offset[n].copy_(goff_stage);

@@ -5,7 +5,8 @@ when importable, torchvision's deform_conv2d. fp32, 3x3 kernels, everything meas
     python -m mx_dcn.bench --quick    # small repeats, for a smoke test
     python -m mx_dcn.bench --shapes n2_c64_64x64 s2_n2_c64_64x64 --repeats 20
 
-Times are medians over `repeats` runs after warm-up. forward+backward is one forward and one
+Times are medians over `repeats` runs after warm-up; the contenders run in alternation, so a
+busy machine slows them alike (still, measure on an idle machine: `uptime`). forward+backward is one forward and one
 backward for every input (x, offset, mask, weight, bias; x, weight, bias for the dense conv).
 peak extra MB is the largest workspace the kernel held during a forward+backward (its channels-last
 copies, column tiles, staging buffers), as recorded by the kernel itself.
@@ -47,15 +48,19 @@ def _inputs(shape: Dict[str, int], seed: int = 0):
     return dict(x=x, offset=offset, mask=mask, weight=weight, bias=bias, stride=s, padding=pad, dilation=d)
 
 
-def _median_ms(fn: Callable[[], None], repeats: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
+def _median_ms(fns: Sequence[Callable[[], None]], repeats: int, warmup: int = 1) -> List[float]:
+    """Median wall time (ms) of each of `fns`, run in alternation so that every contender sees the
+    same machine load (other processes on a shared machine come and go)."""
+    for fn in fns:
+        for _ in range(warmup):
+            fn()
+    times: List[List[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+        for fn, acc in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            acc.append((time.perf_counter() - t0) * 1e3)
+    return [statistics.median(t) for t in times]
 
 
 def _fwd_bwd(call: Callable, tensors: Sequence[torch.Tensor]):
@@ -109,23 +114,26 @@ def measure(shape_names: Optional[Sequence[str]] = None, repeats: Optional[int] 
 
         dense_in = (a["x"], a["weight"], a["bias"])
         ours_in = (a["x"], a["offset"], a["mask"], a["weight"], a["bias"])
+
+        def theirs(x, offset, mask, weight, bias):
+            return tv(x, offset, weight, bias, mask=mask, **conv_args)
+
+        fwd = [lambda: dense(*dense_in), lambda: ours(*ours_in)]
+        fwdbwd = [_fwd_bwd(dense, dense_in), _fwd_bwd(ours, ours_in)]
+        if tv is not None:
+            fwd.append(lambda: theirs(*ours_in))
+            fwdbwd.append(_fwd_bwd(theirs, ours_in))
         with torch.no_grad():
-            row = dict(shape=name,
-                       dense_fwd_ms=_median_ms(lambda: dense(*dense_in), repeats),
-                       mxdcn_fwd_ms=_median_ms(lambda: ours(*ours_in), repeats))
-        row["dense_fwdbwd_ms"] = _median_ms(_fwd_bwd(dense, dense_in), repeats)
+            fwd_ms = _median_ms(fwd, repeats)
         ops.reset_workspace_peak()
-        row["mxdcn_fwdbwd_ms"] = _median_ms(_fwd_bwd(ours, ours_in), repeats)
-        row["peak_extra_mb"] = ops.workspace_peak_bytes() / 2 ** 20
+        fwdbwd_ms = _median_ms(fwdbwd, repeats)
+        row = dict(shape=name, dense_fwd_ms=fwd_ms[0], mxdcn_fwd_ms=fwd_ms[1], dense_fwdbwd_ms=fwdbwd_ms[0],
+                   mxdcn_fwdbwd_ms=fwdbwd_ms[1], peak_extra_mb=ops.workspace_peak_bytes() / 2 ** 20)
         row["fwd_ratio"] = row["mxdcn_fwd_ms"] / row["dense_fwd_ms"]
         row["fwdbwd_ratio"] = row["mxdcn_fwdbwd_ms"] / row["dense_fwdbwd_ms"]
         row.update(torchvision_fwd_ms=None, torchvision_fwdbwd_ms=None, speedup_fwd=None, speedup_fwdbwd=None)
         if tv is not None:
-            def theirs(x, offset, mask, weight, bias):
-                return tv(x, offset, weight, bias, mask=mask, **conv_args)
-            with torch.no_grad():
-                row["torchvision_fwd_ms"] = _median_ms(lambda: theirs(*ours_in), repeats)
-            row["torchvision_fwdbwd_ms"] = _median_ms(_fwd_bwd(theirs, ours_in), repeats)
+            row["torchvision_fwd_ms"], row["torchvision_fwdbwd_ms"] = fwd_ms[2], fwdbwd_ms[2]
             row["speedup_fwd"] = row["torchvision_fwd_ms"] / row["mxdcn_fwd_ms"]
             row["speedup_fwdbwd"] = row["torchvision_fwdbwd_ms"] / row["mxdcn_fwdbwd_ms"]
         results.append(row)

@@ -382,19 +382,20 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward_
     T* goff_ptr = !need_goff ? nullptr : direct ? grad_offset[n].mutable_data_ptr<T>() : goff_stage.mutable_data_ptr<T>();
     T* gmask_ptr = !need_gmask ? nullptr : direct ? grad_mask[n].mutable_data_ptr<T>() : gmask_stage.mutable_data_ptr<T>();
 
-    if (need_gb) {
-      at::parallel_for(0, Cout, 1, [&](int64_t b, int64_t e) {
-        for (int64_t o = b; o < e; ++o) {
-          double s = 0;
-          for (int64_t p = 0; p < P; ++p) s += static_cast<double>(go_ptr[o * P + p]);
-          gb_acc[o] += s;
-        }
-      });
-    }
     for (int64_t t0 = 0; t0 < tiles; t0 += round) {
       const int64_t count = std::min(round, tiles - t0);
       const int64_t r0 = t0 * rows;  // the round's first pixel
-      run_tasks(count, [&](int64_t s, int64_t) {
+      // The first round also sums grad bias, by blocks of output channels (one fewer pool wake-up).
+      const int64_t bias_tasks = (need_gb && t0 == 0) ? (Cout + oblock - 1) / oblock : 0;
+      run_tasks(count + bias_tasks, [&](int64_t s, int64_t) {
+        if (s >= count) {
+          for (int64_t o = (s - count) * oblock; o < std::min(Cout, (s - count + 1) * oblock); ++o) {
+            double sum = 0;
+            for (int64_t p = 0; p < P; ++p) sum += static_cast<double>(go_ptr[o * P + p]);
+            gb_acc[o] += sum;
+          }
+          return;
+        }
         const int64_t p0 = r0 + s * rows, len = std::min(rows, P - p0);
         if (need_gw) {  // this tile's grad weight, while its columns are in cache
           at::Tensor cols = col.narrow(0, s * rows, len);

@@ -15,6 +15,16 @@ from .workspace import get_workspace_budget, set_workspace_budget, workspace_bud
 
 __version__ = "0.1.0"
 
+_LAZY_SUBMODULES = ("nn", "compat", "onnx", "layouts", "ops", "bench", "regress", "testing")
+
+
+def __getattr__(name):
+    """`mx_dcn.nn`, `mx_dcn.compat`, ... without importing them (or an extension) at `import mx_dcn`."""
+    if name in _LAZY_SUBMODULES:
+        import importlib
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'mx_dcn' has no attribute {name!r}")
+
 __all__ = [
     "modulated_deform_conv2d", "deform_conv2d", "ModulatedDeformConv2dFunction", "DeformConv2dFunction",
     "explain", "Problem", "describe", "SelectionReport", "BackendFallbackError", "BackendUnusableError",

@@ -246,3 +246,11 @@ def test_workspace_budget_validation(monkeypatch):
         mx_dcn.get_workspace_budget()
     monkeypatch.setenv("MX_DCN_WORKSPACE_MB", "64")
     assert mx_dcn.get_workspace_budget() == 64 * 1024 * 1024
+
+
+def test_submodules_reachable_lazily():
+    code = ("import sys, mx_dcn; assert 'mx_dcn.nn' not in sys.modules;"
+            "print(mx_dcn.nn.ModulatedDeformConv2dPack.__name__, mx_dcn.compat.mindspore.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["ModulatedDeformConv2dPack", "mx_dcn.compat.mindspore"]

@@ -8,5 +8,7 @@
   dilations, groups, deformable_groups, modulated)` with MindSpore's packed (dx, dy, mask) offsets.
 
 Layout converters between the canonical, MindSpore-packed and CANN-planar offset layouts live in
-`mx_dcn.layouts`. Submodules are imported on use (`from mx_dcn.compat import mindspore`).
+`mx_dcn.layouts`.
 """
+
+from . import mindspore, paddle, torchvision  # noqa: E402,F401  (light: they only wrap mx_dcn's API)

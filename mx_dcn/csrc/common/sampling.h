@@ -27,10 +27,13 @@ MXDCN_HD T floor_of(T v) {
 #endif
 }
 
-// Output extent of a convolution along one axis. Callers validate that it is >= 1.
+// Output extent of a convolution along one axis; 0 when the padded input is shorter than the
+// dilated kernel (C++ division truncates toward zero, so a negative span must not reach it: -1 / 2 + 1
+// would give 1 where the definition, floor division, gives 0). Callers reject sizes < 1.
 MXDCN_HD int64_t conv_out_size(int64_t in, int64_t kernel, int64_t stride, int64_t pad,
                                int64_t dilation) {
-  return (in + 2 * pad - dilation * (kernel - 1) - 1) / stride + 1;
+  const int64_t span = in + 2 * pad - dilation * (kernel - 1) - 1;
+  return span < 0 ? 0 : span / stride + 1;
 }
 
 // Undeformed sampling position of output index `out_idx`, kernel tap `tap` along one axis.

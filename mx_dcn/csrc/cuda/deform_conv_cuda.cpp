@@ -21,6 +21,7 @@
 #include <optional>
 #include <tuple>
 
+#include "common/sampling.h"
 #include "mx_dcn_cuda/kernels.h"
 #include "workspace_stats.h"
 
@@ -107,8 +108,8 @@ Args check_args(const at::Tensor& input, const at::Tensor& offset, const std::op
   g.dilation_h = dilation[0];
   g.dilation_w = dilation[1];
   g.deformable_groups = dg;
-  g.out_h = (g.height + 2 * g.pad_h - g.dilation_h * (g.kernel_h - 1) - 1) / g.stride_h + 1;
-  g.out_w = (g.width + 2 * g.pad_w - g.dilation_w * (g.kernel_w - 1) - 1) / g.stride_w + 1;
+  g.out_h = mx_dcn::conv_out_size(g.height, g.kernel_h, g.stride_h, g.pad_h, g.dilation_h);
+  g.out_w = mx_dcn::conv_out_size(g.width, g.kernel_w, g.stride_w, g.pad_w, g.dilation_w);
   g.batch = 1;
   TORCH_CHECK_VALUE(g.channels % groups == 0 && a.out_channels % groups == 0 && weight.size(1) == g.channels / groups,
                     "groups: inconsistent with C_in=", g.channels, ", C_out=", a.out_channels, ", weight ",

@@ -86,13 +86,16 @@ print(grown * 1024)
 """
 
 
-_GROWS_WITH_BATCH = pytest.mark.xfail(strict=True, reason=(
-    "known gap, reported: under a 4 MiB budget the portable backend's peak grows with the batch "
-    "(~+68 MiB over its results at N=16, ~+100 MiB at N=32): per-chunk autograd buffers"))
+# Not strict: peak RSS depends on the allocator (under the sanitizer's allocator it stays in bounds).
+_GROWS_WITH_BATCH = pytest.mark.xfail(strict=False, reason=(
+    "known gap, reported: under a 4 MiB budget the portable backend's peak RSS grows with the batch "
+    "(~+68 MiB over its results at N=16, ~+100 MiB at N=32, glibc malloc)"))
 
 
 @pytest.mark.parametrize("backend", [pytest.param(b, marks=_GROWS_WITH_BATCH) if b == "portable" else b
                                      for b in BACKENDS])
+@pytest.mark.skipif("libasan" in os.environ.get("LD_PRELOAD", ""),
+                    reason="peak RSS under AddressSanitizer's allocator says nothing about production")
 def test_peak_memory_of_a_large_batch_is_bounded_by_the_budget(backend):
     # Unchunked, the columns alone are 32 x 64 x 9 x 2304 x 4 B = 170 MB (the backward needs twice
     # that); chunked under 4 MiB, the process grows by the inputs' gradients and the output

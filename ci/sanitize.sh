@@ -55,7 +55,9 @@ fi
 # libstdc++ too: python is not linked against it, and ASan's __cxa_throw interceptor must find the
 # real one at start-up, or the first C++ exception (a TORCH_CHECK) aborts in the interceptor.
 export LD_PRELOAD="$LIBASAN $(gcc -print-file-name=libstdc++.so)"
-export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1:detect_stack_use_after_return=0"
+# allocator_may_return_null: an impossible allocation (tested on purpose) must reach torch as a
+# failed allocation, not abort inside the ASan allocator.
+export ASAN_OPTIONS="detect_leaks=0:halt_on_error=1:abort_on_error=1:allocator_may_return_null=1"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 export MX_DCN_FUZZ_EXAMPLES=$EXAMPLES
 cd "$WORK"

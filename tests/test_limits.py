@@ -61,14 +61,7 @@ def test_shapes_beyond_2_31_elements_are_exact(backend):
             assert out.shape == (2, 5, 512, 512) and out.device.type == "meta"
 
 
-_FLOAT_INDEX = pytest.mark.xfail(strict=True, reason=(
-    "known bug, reported: the portable backend computes the gather index row * W + col in the input's "
-    "floating dtype (float32 for fp32/fp16/bf16), exact only below 2^24: beyond it a sample reads a "
-    "neighbouring pixel -- a silently wrong result on images over 16.7M pixels"))
-
-
-@pytest.mark.parametrize("backend", [pytest.param(b, marks=_FLOAT_INDEX) if b == "portable" else b
-                                     for b in BACKENDS])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_plane_index_beyond_2_24_is_exact(backend):
     # A 4097 x 4097 float32 image (67 MB): pixel (4096, 4095) has the odd plane index 16,785,407 > 2^24,
     # which float32 cannot hold. Each output pixel samples one exact pixel: out = x there.

@@ -70,7 +70,8 @@ def _columns(p: Problem, x: torch.Tensor, offset: torch.Tensor, mask: Optional[t
     for dy_corner, dx_corner, weight in ((0, 0, hy * hx), (0, 1, hy * lx), (1, 0, ly * hx), (1, 1, ly * lx)):
         yy, xx = y0 + dy_corner, x0 + dx_corner
         valid = inside & (yy >= 0) & (yy < height) & (xx >= 0) & (xx < width)
-        index = (yy.clamp(0, height - 1) * width + xx.clamp(0, width - 1)).long()
+        # In int64: a float index is exact only below 2^24 (16.7M pixels).
+        index = yy.clamp(0, height - 1).long() * width + xx.clamp(0, width - 1).long()
         index = index.reshape(n, dg, 1, points).expand(n, dg, cpg, points)
         corner = torch.gather(planes, 3, index) * weight.reshape(n, dg, 1, points)
         corner = torch.where(valid.reshape(n, dg, 1, points), corner, zero)

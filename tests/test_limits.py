@@ -96,8 +96,7 @@ OFFSETS = {(0, 0): (0.25, 0.25), (0, 1): (1.5, -1.75), (1, 0): (-3.0, 2.5), (1, 
 
 
 @pytest.mark.skipif(not LARGE, reason="opt-in: MX_DCN_TEST_LARGE=1 (needs ~13 GB of RAM and a few minutes)")
-@pytest.mark.parametrize("backend", [pytest.param(b, marks=_FLOAT_INDEX) if b == "portable" else b
-                                     for b in BACKENDS])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_more_than_2_31_input_elements(backend):
     g = torch.Generator().manual_seed(0)
     x = torch.empty(1, 2, SIDE, SIDE, dtype=torch.float16)

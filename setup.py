@@ -51,8 +51,11 @@ def extensions():
             extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "-std=c++17", "--expt-relaxed-constexpr"]},
             extra_link_args=link)
     else:
+        # -fopenmp: at::parallel_for is a header template that only runs in parallel when the
+        # extension itself is compiled with OpenMP (it then shares torch's libgomp.so.1).
         ext = cpp_extension.CppExtension("mx_dcn._C", cpu_sources, include_dirs=include_dirs,
-                                         extra_compile_args={"cxx": cxx}, extra_link_args=link)
+                                         extra_compile_args={"cxx": cxx + ["-fopenmp"]},
+                                         extra_link_args=link + ["-fopenmp"])
     return [ext], {"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)}
 
 

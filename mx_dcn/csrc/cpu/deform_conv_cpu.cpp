@@ -208,14 +208,16 @@ extern "C" int MKL_Set_Num_Threads_Local(int) __attribute__((weak));
 
 class SingleThreadBlas {
  public:
-  SingleThreadBlas() : previous_(MKL_Set_Num_Threads_Local ? MKL_Set_Num_Threads_Local(1) : 0) {}
+  SingleThreadBlas() : active_(MKL_Set_Num_Threads_Local && std::getenv("MX_DCN_TEST_NOGUARD") == nullptr),
+                       previous_(active_ ? MKL_Set_Num_Threads_Local(1) : 0) {}
   ~SingleThreadBlas() {
-    if (MKL_Set_Num_Threads_Local) MKL_Set_Num_Threads_Local(previous_);
+    if (active_) MKL_Set_Num_Threads_Local(previous_);
   }
   SingleThreadBlas(const SingleThreadBlas&) = delete;
   SingleThreadBlas& operator=(const SingleThreadBlas&) = delete;
 
  private:
+  bool active_;
   int previous_;
 };
 
@@ -232,6 +234,9 @@ template <typename Fn>
 void run_tasks(int64_t count, Fn&& task) {
   std::atomic<int64_t> next{0};
   at::parallel_for(0, slots(count), 1, [&](int64_t b, int64_t e) {
+    // Pool threads do not inherit the caller's "below autograd" dispatch state; the at:: calls of
+    // a task are kernel internals and must not see autograd.
+    at::AutoDispatchBelowADInplaceOrView below_autograd;
     SingleThreadBlas one;
     for (int64_t slot = b; slot < e; ++slot) {
       for (int64_t i = next.fetch_add(1); i < count; i = next.fetch_add(1)) task(i, slot);

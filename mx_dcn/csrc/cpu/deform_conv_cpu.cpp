@@ -208,8 +208,8 @@ extern "C" int MKL_Set_Num_Threads_Local(int) __attribute__((weak));
 
 class SingleThreadBlas {
  public:
-  SingleThreadBlas() : active_(MKL_Set_Num_Threads_Local && std::getenv("MX_DCN_TEST_NOGUARD") == nullptr),
-                       previous_(active_ ? MKL_Set_Num_Threads_Local(1) : 0) {}
+  SingleThreadBlas()
+      : active_(MKL_Set_Num_Threads_Local != nullptr), previous_(active_ ? MKL_Set_Num_Threads_Local(1) : 0) {}
   ~SingleThreadBlas() {
     if (active_) MKL_Set_Num_Threads_Local(previous_);
   }

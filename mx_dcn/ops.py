@@ -82,7 +82,15 @@ def _out_size(size, kernel, stride, pad, dilation):
     return (size + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1
 
 
+def _check_one_device(*tensors):
+    # A meta tensor among real ones sends the call here; refuse it rather than return garbage.
+    devices = {t.device for t in tensors if t is not None}
+    if len(devices) > 1:
+        raise ValueError(f"mx_dcn::deform_conv2d: expected all tensors on one device, got {sorted(map(str, devices))}")
+
+
 def _fake_forward(input, offset, mask, weight, bias, stride, padding, dilation, groups, deformable_groups):
+    _check_one_device(input, offset, mask, weight, bias)
     n, _, h, w = input.shape
     c_out, _, kh, kw = weight.shape
     ho = _out_size(h, kh, stride[0], padding[0], dilation[0])
@@ -92,6 +100,7 @@ def _fake_forward(input, offset, mask, weight, bias, stride, padding, dilation, 
 
 def _fake_backward(grad_output, input, offset, mask, weight, bias, stride, padding, dilation, groups,
                    deformable_groups, output_mask):
+    _check_one_device(grad_output, input, offset, mask, weight, bias)
     def empty_like(t, wanted):
         if t is None or not wanted:
             return input.new_empty((0,))

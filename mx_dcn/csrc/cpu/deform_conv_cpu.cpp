@@ -150,8 +150,11 @@ Args check_args(const at::Tensor& input, const at::Tensor& offset, const std::op
   g.dil_w = dilation[1];
   g.groups = groups;
   g.deformable_groups = dg;
-  g.out_h = (g.height + 2 * g.pad_h - g.dil_h * (g.kernel_h - 1) - 1) / g.stride_h + 1;
-  g.out_w = (g.width + 2 * g.pad_w - g.dil_w * (g.kernel_w - 1) - 1) / g.stride_w + 1;
+  // Floor division (C++ truncates a negative numerator toward zero, which would give 1, not 0).
+  const int64_t num_h = g.height + 2 * g.pad_h - g.dil_h * (g.kernel_h - 1) - 1;
+  const int64_t num_w = g.width + 2 * g.pad_w - g.dil_w * (g.kernel_w - 1) - 1;
+  g.out_h = num_h < 0 ? 0 : num_h / g.stride_h + 1;
+  g.out_w = num_w < 0 ? 0 : num_w / g.stride_w + 1;
   TORCH_CHECK_VALUE(g.channels >= 1 && g.kernel_h >= 1 && g.kernel_w >= 1, "input/weight: empty channels or kernel");
   TORCH_CHECK_VALUE(g.channels % groups == 0 && a.out_channels % groups == 0,
                     "groups: expected a divisor of C_in=", g.channels, " and C_out=", a.out_channels, ", got ", groups);

@@ -44,6 +44,9 @@ def extensions():
         cxx = ["-O1", "-g", "-std=c++17", "-fsanitize=address,undefined", "-fno-omit-frame-pointer",
                "-fno-sanitize-recover=undefined"]
         link = ["-fsanitize=address,undefined"]
+    # -fopenmp: at::parallel_for is a header template that only runs in parallel when the extension
+    # itself is compiled with OpenMP (it then shares torch's libgomp.so.1).
+    cxx, link = cxx + ["-fopenmp"], link + ["-fopenmp"]
     if _want_cuda(torch.version.cuda, cpp_extension.CUDA_HOME):
         sources = cpu_sources + _rel("mx_dcn/csrc/cuda/*.cpp") + _rel("kernels_cuda/*.cu")
         ext = cpp_extension.CUDAExtension(
@@ -51,11 +54,8 @@ def extensions():
             extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "-std=c++17", "--expt-relaxed-constexpr"]},
             extra_link_args=link)
     else:
-        # -fopenmp: at::parallel_for is a header template that only runs in parallel when the
-        # extension itself is compiled with OpenMP (it then shares torch's libgomp.so.1).
         ext = cpp_extension.CppExtension("mx_dcn._C", cpu_sources, include_dirs=include_dirs,
-                                         extra_compile_args={"cxx": cxx + ["-fopenmp"]},
-                                         extra_link_args=link + ["-fopenmp"])
+                                         extra_compile_args={"cxx": cxx}, extra_link_args=link)
     return [ext], {"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)}
 
 

@@ -60,7 +60,8 @@ def _sync_budget() -> None:
 def deform_conv2d(x, offset, mask, weight, bias, stride, padding, dilation, groups, deformable_groups):
     """Differentiable call of the registered op (arguments already validated, pairs as tuples)."""
     load()
-    _sync_budget()
+    if not torch.compiler.is_compiling():  # a pybind call cannot be traced; compiled graphs use the
+        _sync_budget()                       # budget last synced by an eager call
     return torch.ops.mx_dcn.deform_conv2d(x, offset, mask, weight, bias, list(stride), list(padding),
                                           list(dilation), groups, deformable_groups)
 

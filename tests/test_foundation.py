@@ -190,3 +190,16 @@ def test_half_types_run_and_return_their_dtype(backend):
         out = call(i, **case.args())
         assert out.dtype == dtype
         assert_close_to(out, oracle_forward(**i, **case.args()), dtype, f"{dtype} output")
+
+
+def test_public_api_under_torch_compile_fullgraph(backend):
+    """The selection is made at trace time; the whole call compiles into one graph and matches eager."""
+    case = Case("compile", 2, 4, 5, 6, 4)
+    i = case.make_inputs(dtype=torch.float32, seed=8)
+
+    def fn(x, offset, mask, weight, bias):
+        return mx_dcn.modulated_deform_conv2d(x, offset, mask, weight, bias, 1, 1, 1, 1, 1)
+
+    compiled = torch.compile(fn, fullgraph=True, backend="aot_eager")
+    args = [i[k] for k in ("x", "offset", "mask", "weight", "bias")]
+    torch.testing.assert_close(compiled(*args), fn(*args), rtol=1e-6, atol=1e-6)

@@ -441,13 +441,8 @@ def test_native_backward_rejects_a_bad_grad_output(bad):
                                                 [True] * 5)
 
 
-# Known bugs in the native op found by this fuzz (reported with these reproducers). Strict: when
-# fixed they XPASS and fail, and the marker must go.
+# Bugs the fuzz campaign found in the native op (now fixed): kept as regression tests.
 @pytest.mark.skipif(_native_op() is None, reason="the extension mx_dcn._C is not built")
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "known bug, reported: the C++ output size truncates a negative numerator toward zero, (1-1-1)/2+1 = 1, "
-    "where the semantics (and the fake kernel, Python //) give 0: an image smaller than the kernel with "
-    "stride 2 returns a 1x1 output instead of an error"))
 def test_native_op_rejects_an_image_smaller_than_the_kernel_with_stride_2():
     x, offset, weight = torch.randn(1, 1, 1, 1), torch.zeros(1, 4, 1, 1), torch.randn(1, 1, 2, 1)
     try:
@@ -458,9 +453,6 @@ def test_native_op_rejects_an_image_smaller_than_the_kernel_with_stride_2():
 
 
 @pytest.mark.skipif(_native_op() is None, reason="the extension mx_dcn._C is not built")
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "known bug, reported: with x on the CPU and offset on the meta device the dispatcher picks the "
-    "fake (meta) kernel, which returns an uninitialised CPU tensor instead of an error"))
 def test_native_op_rejects_a_meta_tensor_among_cpu_tensors():
     x, weight = torch.randn(1, 2, 5, 5), torch.randn(3, 2, 3, 3)
     offset = torch.zeros(1, 18, 5, 5, device="meta")

@@ -70,11 +70,6 @@ def test_threads_give_the_results_of_sequential_calls(dtype):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_per_thread_workspace_budgets_do_not_leak_between_threads(request, backend):
-    if backend == "cpu":  # strict: when fixed, this XPASSes and fails until the marker goes
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "known bug, reported: mx_dcn.workspace_budget() is per thread but mx_dcn.ops._sync_budget "
-            "copies it into one process-wide C++ budget, so a thread's tiles follow whichever thread "
-            "synced last (grad weight differs by an ulp; the budget is not honoured)")))
     # A large problem under the smallest budget (many chunks) next to threads on the default
     # budget: each thread's result must be the one its own budget gives when run alone.
     case = CASES_BY_NAME["c256_stride2_pad0_dil2"]

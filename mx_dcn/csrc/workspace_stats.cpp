@@ -13,8 +13,11 @@ int64_t budget_from_env() {
   return mb >= 1.0 ? static_cast<int64_t>(mb * 1024 * 1024) : int64_t(256) * 1024 * 1024;
 }
 
-std::atomic<int64_t>& budget() {
-  static std::atomic<int64_t> value{budget_from_env()};
+// Per thread, like mx_dcn.workspace's budgets (a `with workspace_budget(...)` block is per thread):
+// each Python thread hands its own budget over before its calls, and the kernels read it on the
+// calling thread (the autograd engine runs CPU backward on the caller's thread too).
+int64_t& budget() {
+  thread_local int64_t value = budget_from_env();
   return value;
 }
 
@@ -22,8 +25,8 @@ std::atomic<int64_t> peak{0};
 
 }  // namespace
 
-void set_workspace_budget(int64_t bytes) { budget().store(bytes < (1 << 20) ? (1 << 20) : bytes); }
-int64_t get_workspace_budget() { return budget().load(); }
+void set_workspace_budget(int64_t bytes) { budget() = bytes < (1 << 20) ? (1 << 20) : bytes; }
+int64_t get_workspace_budget() { return budget(); }
 int64_t workspace_peak_bytes() { return peak.load(); }
 void reset_workspace_peak() { peak.store(0); }
 

@@ -25,17 +25,6 @@ def cpu_backends():
 BACKENDS = cpu_backends()
 NAMES = ("x", "offset", "mask", "weight", "bias")
 
-# Deviations from the policy in code owned by others, reported with reproducers. Strict: when one
-# is fixed its tests XPASS and fail, so the entry must be deleted and the check is live again.
-KNOWN_BUGS = {
-    "cpu-inf-mask": "cpu kernel folds the mask into the corner weights, (m*w_k)*x_k, so an infinite mask "
-                    "meets a zero bilinear weight: NaN instead of m*sample = +-Inf",
-}
-
-
-def known_bug(request, key, applies):
-    if applies:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=KNOWN_BUGS[key]))
 SPECIAL = {"nan": float("nan"), "+inf": float("inf"), "-inf": float("-inf")}
 
 
@@ -90,7 +79,6 @@ def assert_same_nonfinite(got, want, dtype):
 @pytest.mark.parametrize("value", tuple(SPECIAL))
 @pytest.mark.parametrize("where", NAMES)
 def test_nonfinite_input_propagates_as_the_policy_says(request, backend, dtype, offsets, value, where):
-    known_bug(request, "cpu-inf-mask", backend == "cpu" and where == "mask" and value != "nan")
     inputs, args = make(offsets=offsets, dtype=dtype, seed=NAMES.index(where) * 10 + len(value))
     target = inputs[where].view(-1)
     positions = torch.randperm(target.numel(), generator=torch.Generator().manual_seed(7))[:3]

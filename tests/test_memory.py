@@ -135,14 +135,7 @@ def _impossible_problem():
     return (x, offset, None, weight, None), n * 4 * 32 * 32 * 4
 
 
-_NOT_UP_FRONT = pytest.mark.xfail(run=False, reason=(
-    "known gap, reported: the portable backend allocates its output only at the end (torch.cat of the "
-    "chunks) and lists every chunk first, so an impossible call exhausts memory instead of failing up front "
-    "(never run it: it ends in the OOM killer)"))
-
-
-@pytest.mark.parametrize("backend", [pytest.param(b, marks=_NOT_UP_FRONT) if b == "portable" else b
-                                     for b in BACKENDS])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_an_impossible_allocation_is_a_clear_error(backend):
     args, nbytes = _impossible_problem()
     with mx_dcn.use_backend(backend), pytest.raises(RuntimeError) as info:

@@ -115,27 +115,21 @@ class PortableBackend(Backend):
         image_bytes = row_bytes * p.out_height
         images = chunk_size(p.batch, image_bytes)
         rows = p.out_height if images > 1 or image_bytes <= 0 else chunk_size(p.out_height, row_bytes)
-        chunks = [(b, min(b + images, p.batch), r, min(r + rows, p.out_height))
-                  for b in range(0, max(p.batch, 1), images) for r in range(0, p.out_height, rows)]
         needs_grad = torch.is_grad_enabled() and any(
             t is not None and t.requires_grad for t in (x, offset, mask, weight, bias))
-        if p.batch == 0 or len(chunks) == 1:
-            out = _block(p, 0, p.out_height, x, offset, mask, weight, bias)
-        else:
-            outs = []
-            for b0, b1, r0, r1 in chunks:
-                args = (x[b0:b1], offset[b0:b1], None if mask is None else mask[b0:b1], weight, bias)
+        if p.batch == 0 or (images >= p.batch and rows >= p.out_height):
+            return _block(p, 0, p.out_height, x, offset, mask, weight, bias).to(out_dtype)
+        # Several chunks: the result is allocated first, so a call whose output cannot exist fails
+        # here with the allocator's error, before any work; each chunk is then written into it.
+        out = torch.empty((p.batch, p.out_channels, p.out_height, p.out_width), dtype=ct, device=x.device)
+        for b0 in range(0, p.batch, images):
+            b1 = min(b0 + images, p.batch)
+            args = (x[b0:b1], offset[b0:b1], None if mask is None else mask[b0:b1], weight, bias)
+            for r0 in range(0, p.out_height, rows):
+                r1 = min(r0 + rows, p.out_height)
                 if needs_grad:
-                    outs.append(checkpoint(_block, p, r0, r1, *args, use_reentrant=False))
+                    block = checkpoint(_block, p, r0, r1, *args, use_reentrant=False)
                 else:
-                    outs.append(_block(p, r0, r1, *args))
-            out = _assemble(outs, chunks, p)
+                    block = _block(p, r0, r1, *args)
+                out[b0:b1, :, r0:r1] = block  # recorded by autograd (CopySlices) when it needs to be
         return out.to(out_dtype)
-
-
-def _assemble(outs, chunks, p: Problem) -> torch.Tensor:
-    """Concatenate (image chunk, row chunk) blocks back into (N, C_out, H_out, W_out)."""
-    by_images = {}
-    for out, (b0, _, _, _) in zip(outs, chunks):
-        by_images.setdefault(b0, []).append(out)
-    return torch.cat([torch.cat(blocks, dim=2) for _, blocks in sorted(by_images.items())], dim=0)

@@ -440,13 +440,7 @@ class AscendCBackend(Backend):
     description = "AscendC im2col/col2im kernels for Atlas A2 (kernels_ascend) + CANN matmul"
 
     def __init__(self):
-        self._availability: Optional[Availability] = None
         self._kernels: Optional[NpuKernels] = None
-
-    def available(self) -> Availability:
-        if self._availability is None:
-            self._availability = self._probe()
-        return self._availability
 
     @staticmethod
     def _probe() -> Availability:
@@ -477,7 +471,7 @@ class AscendCBackend(Backend):
         soc = p.soc or (_device_soc() if p.device_type == "npu" else None)
         if soc is None:
             out.append(Violation("soc", "the SoC is unknown (no NPU visible and none declared); the kernels run on "
-                                        f"Atlas A2 only -- declare it, e.g. soc='Ascend910B2'"))
+                                        "Atlas A2 only -- declare it, e.g. soc='Ascend910B2'"))
         elif not is_atlas_a2(soc):
             out.append(Violation("soc", f"{soc} is not an Atlas A2 SoC ({SOC_PREFIX}*); the kernels are built "
                                         "for ascend910b"))

@@ -51,7 +51,19 @@ class Backend:
     device_types: Tuple[str, ...] = ()
     description: str = ""
 
+    _availability: Optional[Availability] = None  # cached result of _probe()
+
     def available(self) -> Availability:
+        """Probed once (imports, devices, extensions), then cached; never raises."""
+        if self._availability is None:
+            try:
+                self._availability = self._probe()
+            except Exception as exc:
+                self._availability = unavailable(f"{self.name} could not be probed ({type(exc).__name__}: {exc})")
+        return self._availability
+
+    def _probe(self) -> Availability:
+        """Override: whether the backend can run on this machine, with the reason when not."""
         return AVAILABLE
 
     def violations(self, problem: Problem) -> List[Violation]:

@@ -21,7 +21,7 @@ follows the documentation.
 """
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import List
 
 import torch
 
@@ -69,14 +69,6 @@ class CannBackend(Backend):
     name = "cann"
     device_types = ("npu",)
     description = "torch_npu.npu_deformable_conv2d (CANN built-in), planar offsets"
-
-    def __init__(self):
-        self._availability: Optional[Availability] = None
-
-    def available(self) -> Availability:
-        if self._availability is None:
-            self._availability = self._probe()
-        return self._availability
 
     @staticmethod
     def _probe() -> Availability:

@@ -65,17 +65,9 @@ class CudaBackend(Backend):
     device_types = ("cuda",)
     description = "CUDA kernels (kernels_cuda): fp32 accumulation, optional deterministic backward"
 
-    def __init__(self):
-        self._availability: Optional[Availability] = None
-
-    def available(self) -> Availability:
-        if self._availability is None:
-            try:
-                reason = unavailability_reason(*_facts())
-            except Exception as exc:  # never raise from available()
-                reason = f"the CUDA backend could not be probed ({type(exc).__name__}: {exc})"
-            self._availability = unavailable(reason) if reason else AVAILABLE
-        return self._availability
+    def _probe(self) -> Availability:
+        reason = unavailability_reason(*_facts())
+        return unavailable(reason) if reason else AVAILABLE
 
     def violations(self, problem: Problem) -> List[Violation]:
         out = []

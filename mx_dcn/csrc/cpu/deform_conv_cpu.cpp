@@ -4,7 +4,7 @@
 // contiguous channel vectors), then tiles of output pixels small enough for a core's cache, one tile
 // per task on the ATen thread pool (few synchronisations: the OS may take a core away at any time):
 //   forward   columns of the tile (im2col) -> GEMM with the permuted weight, written straight into
-//             the output (the bias added by the same GEMM call);
+//             the output, then the bias added in place;
 //   backward  per tile: grad columns (GEMM) -> grad offset / mask (each pixel reducing over its own
 //             channels) and scatter plans; columns -> a partial grad weight. Then, per round of
 //             tiles, grad x scattered into a channels-last accumulator in parallel over channel
@@ -197,12 +197,6 @@ const T* staged(const at::Tensor& image, at::Tensor& stage, Workspace& ws) {
   return stage.const_data_ptr<T>();
 }
 
-// Fills rows [0, H*W) of x_cl (H*W + 1, C) with image (C, H, W); the last row stays zero.
-void fill_channels_last(at::Tensor& x_cl, const at::Tensor& image) {
-  const int64_t c = image.size(0), h = image.size(1), w = image.size(2);
-  x_cl.narrow(0, 0, h * w).view({h, w, c}).copy_(image.permute({1, 2, 0}));
-}
-
 // Oneapi MKL's C entry point (torch's x86 builds link MKL and export it): one BLAS thread for a
 // GEMM a tile task runs, so a tile's result never depends on how many threads the BLAS was given.
 // A weak reference: with another BLAS it is null and the BLAS runs single-threaded inside the
@@ -247,6 +241,43 @@ void run_tasks(int64_t count, Fn&& task) {
   });
 }
 
+// Spatial positions per transpose task: a few thousand elements, enough to amortise a task.
+int64_t transpose_band(int64_t channels) { return std::max<int64_t>(64, 16384 / std::max<int64_t>(1, channels)) / 16 * 16; }
+
+// Rows [0, H*W) of x_cl (H*W + 1, C) = image (C, H, W) transposed; the last row is left alone.
+// A blocked transpose on the thread pool when the image is already of type T and contiguous,
+// else ATen's copy (which also converts the dtype).
+template <typename T>
+void fill_channels_last(at::Tensor& x_cl, const at::Tensor& image, const KernelTable<T>& kern) {
+  const int64_t c = image.size(0), h = image.size(1), w = image.size(2), hw = h * w;
+  if (image.scalar_type() != c10::CppTypeToScalarType<T>::value || !image.is_contiguous()) {
+    x_cl.narrow(0, 0, hw).view({h, w, c}).copy_(image.permute({1, 2, 0}));
+    return;
+  }
+  const T* src = image.const_data_ptr<T>();
+  T* dst = x_cl.mutable_data_ptr<T>();
+  const int64_t band = transpose_band(c);
+  run_tasks((hw + band - 1) / band, [&](int64_t i, int64_t) {
+    kern.transpose(src, hw, dst, c, i * band, std::min(hw, (i + 1) * band), 0, c);
+  });
+}
+
+// image (C, H, W) = rows [0, H*W) of x_cl (H*W + 1, C) transposed (the inverse of fill_channels_last).
+template <typename T>
+void store_channels_first(at::Tensor image, const at::Tensor& x_cl, const KernelTable<T>& kern) {
+  const int64_t c = image.size(0), h = image.size(1), w = image.size(2), hw = h * w;
+  if (image.scalar_type() != c10::CppTypeToScalarType<T>::value || !image.is_contiguous()) {
+    image.permute({1, 2, 0}).copy_(x_cl.narrow(0, 0, hw).view({h, w, c}));
+    return;
+  }
+  const T* src = x_cl.const_data_ptr<T>();
+  T* dst = image.mutable_data_ptr<T>();
+  const int64_t band = transpose_band(c);
+  run_tasks((hw + band - 1) / band, [&](int64_t i, int64_t) {
+    kern.transpose(src, c, dst, hw, 0, c, i * band, std::min(hw, (i + 1) * band));
+  });
+}
+
 template <typename T>
 at::Tensor forward_impl(const Args& a, const at::Tensor& input, const at::Tensor& offset,
                         const std::optional<at::Tensor>& mask, const at::Tensor& weight,
@@ -279,7 +310,7 @@ at::Tensor forward_impl(const Args& a, const at::Tensor& input, const at::Tensor
   const KernelTable<T>& kern = table<T>();
 
   for (int64_t n = 0; n < N; ++n) {
-    fill_channels_last(x_cl, input[n]);
+    fill_channels_last(x_cl, input[n], kern);
     const ImageInputs<T> in{x_cl.const_data_ptr<T>(), staged<T>(offset[n], off_stage, ws),
                             mask ? staged<T>((*mask)[n], mask_stage, ws) : nullptr};
     at::Tensor out_n = out[n].view({Cout, P});
@@ -292,11 +323,9 @@ at::Tensor forward_impl(const Args& a, const at::Tensor& input, const at::Tensor
                                 : out_tile[slot].narrow(0, grp * Cog, Cog).narrow(1, 0, len);
         const at::Tensor w_g = wmat.narrow(0, grp * Cog, Cog);
         const at::Tensor c_g = cols.narrow(1, grp * KCg, KCg).t();
-        if (bias) {
-          at::addmm_out(dst, bias_acc.narrow(0, grp * Cog, Cog).unsqueeze(1).expand({Cog, len}), w_g, c_g);
-        } else {
-          at::mm_out(dst, w_g, c_g);
-        }
+        at::mm_out(dst, w_g, c_g);
+        // The bias added afterwards: addmm would first copy it, expanded, over the whole tile.
+        if (bias) dst.add_(bias_acc.narrow(0, grp * Cog, Cog).unsqueeze(1));
       }
       if (!direct) out_n.narrow(1, p0, len).copy_(out_tile[slot].narrow(1, 0, len));
     });
@@ -381,7 +410,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward_
   const int64_t oblock = 16, n_oblocks = need_gw ? (Cout + oblock - 1) / oblock : 0;
 
   for (int64_t n = 0; n < N; ++n) {
-    if (need_xcl) fill_channels_last(x_cl, input[n]);
+    if (need_xcl) fill_channels_last(x_cl, input[n], kern);
     if (need_gx) gx_cl.zero_();
     const ImageInputs<T> in{need_xcl ? x_cl.const_data_ptr<T>() : nullptr, staged<T>(offset[n], off_stage, ws),
                             mask ? staged<T>((*mask)[n], mask_stage, ws) : nullptr};
@@ -438,7 +467,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward_
         for (int64_t s = 0; s < count; ++s) dst.add_(gw_part[s].narrow(0, o0, olen));
       });
     }
-    if (need_gx) grad_input[n].permute({1, 2, 0}).copy_(gx_cl.narrow(0, 0, HW).view({g.height, g.width, C}));
+    if (need_gx) store_channels_first(grad_input[n], gx_cl, kern);
     if (!direct && need_goff) grad_offset[n].copy_(goff_stage);
     if (!direct && need_gmask) grad_mask[n].copy_(gmask_stage);
   }

@@ -59,6 +59,10 @@ struct KernelTable {
   // whatever the thread count.
   void (*scatter_grad_x)(const Geometry& g, const ScatterPlan<T>* plans, const T* grad_col, int64_t rows,
                          int64_t c_begin, int64_t c_end, T* grad_x_cl);
+  // dst[a * dst_ld + b] = src[b * src_ld + a] for a in [a_begin, a_end), b in [b_begin, b_end): an
+  // image plane (C, H*W) to channels-last rows (H*W, C) and back.
+  void (*transpose)(const T* src, int64_t src_ld, T* dst, int64_t dst_ld, int64_t a_begin, int64_t a_end,
+                    int64_t b_begin, int64_t b_end);
 };
 
 struct KernelSet {

@@ -1,5 +1,6 @@
 // The sampling kernels compiled for the avx512 instruction set (see kernels_impl.inc).
 #include <cmath>
+#include <algorithm>
 #include <cstdint>
 
 #include "cpu/kernels.h"

@@ -1,5 +1,6 @@
 // The sampling kernels compiled for the base instruction set (see kernels_impl.inc).
 #include <cmath>
+#include <algorithm>
 #include <cstdint>
 
 #include "cpu/kernels.h"

@@ -28,6 +28,12 @@ def _want_cuda(torch_version_cuda, cuda_home):
     return have
 
 
+def _cxx_standard(torch_version: str) -> str:
+    """The C++ standard torch's headers need: C++20 from torch 2.14 on (ATen.h refuses older), C++17 before."""
+    major, minor = (int(part) for part in torch_version.split("+")[0].split(".")[:2])
+    return "-std=c++20" if (major, minor) >= (2, 14) else "-std=c++17"
+
+
 def extensions():
     cpu_sources = _rel("mx_dcn/csrc/*.cpp") + _rel("mx_dcn/csrc/cpu/*.cpp")
     if not cpu_sources:
@@ -36,12 +42,13 @@ def extensions():
     from torch.utils import cpp_extension
 
     include_dirs = [os.path.join(HERE, "mx_dcn", "csrc"), os.path.join(HERE, "kernels_cuda", "include")]
-    cxx = ["-O3", "-std=c++17", "-fvisibility=hidden"]
+    std = _cxx_standard(torch.__version__)
+    cxx = ["-O3", std, "-fvisibility=hidden"]
     if os.environ.get("MX_DCN_NATIVE", "0") == "1":
         cxx.append("-march=native")
     link = []
     if os.environ.get("MX_DCN_SANITIZE", "0") == "1":
-        cxx = ["-O1", "-g", "-std=c++17", "-fsanitize=address,undefined", "-fno-omit-frame-pointer",
+        cxx = ["-O1", "-g", std, "-fsanitize=address,undefined", "-fno-omit-frame-pointer",
                "-fno-sanitize-recover=undefined"]
         link = ["-fsanitize=address,undefined"]
     # -fopenmp: at::parallel_for is a header template that only runs in parallel when the extension
@@ -51,7 +58,7 @@ def extensions():
         sources = cpu_sources + _rel("mx_dcn/csrc/cuda/*.cpp") + _rel("kernels_cuda/*.cu")
         ext = cpp_extension.CUDAExtension(
             "mx_dcn._C", sources, include_dirs=include_dirs, define_macros=[("MX_DCN_WITH_CUDA", "1")],
-            extra_compile_args={"cxx": cxx, "nvcc": ["-O3", "-std=c++17", "--expt-relaxed-constexpr"]},
+            extra_compile_args={"cxx": cxx, "nvcc": ["-O3", std, "--expt-relaxed-constexpr"]},
             extra_link_args=link)
     else:
         ext = cpp_extension.CppExtension("mx_dcn._C", cpu_sources, include_dirs=include_dirs,

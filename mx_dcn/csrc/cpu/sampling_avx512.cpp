@@ -1,6 +1,7 @@
 // The sampling kernels compiled for the avx512 instruction set (see kernels_impl.inc).
 #include <cmath>
 #include <algorithm>
+#include <memory>
 #include <cstdint>
 
 #include "cpu/kernels.h"

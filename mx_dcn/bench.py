@@ -6,7 +6,9 @@ when importable, torchvision's deform_conv2d. fp32, 3x3 kernels, everything meas
     python -m mx_dcn.bench --shapes n2_c64_64x64 s2_n2_c64_64x64 --repeats 20
 
 Times are medians over `repeats` runs after warm-up; the contenders run in alternation, so a
-busy machine slows them alike (still, measure on an idle machine: `uptime`). forward+backward is one forward and one
+busy machine slows them alike (still, measure on an idle machine: `uptime`; on a shared virtual
+machine the ratios still move by 0.1-0.3 between runs, since the sampling is memory-bound and the
+dense conv compute-bound, and neighbours slow the two differently). forward+backward is one forward and one
 backward for every input (x, offset, mask, weight, bias; x, weight, bias for the dense conv).
 peak extra MB is the largest workspace the kernel held during a forward+backward (its channels-last
 copies, column tiles, staging buffers), as recorded by the kernel itself.
@@ -161,7 +163,9 @@ def format_table(results: List[dict]) -> str:
             f"{r['dense_fwdbwd_ms']:>11.2f}{r['mxdcn_fwdbwd_ms']:>9.2f}{r['fwdbwd_ratio']:>7.2f}"
             f"{num(r['torchvision_fwd_ms'], '9.2f'):>9}{num(r['torchvision_fwdbwd_ms'], '9.2f'):>9}"
             f"{num(r['speedup_fwd'], '7.1f'):>7}{num(r['speedup_fwdbwd'], '7.1f'):>7}{r['peak_extra_mb']:>10.1f}")
-    lines.append(f"times in ms (median), fp32, 3x3, {torch.get_num_threads()} threads; ratio = mx_dcn / dense "
+    from mx_dcn import ops
+    lines.append(f"times in ms (median), fp32, 3x3, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+                 f"sampling kernels: {ops.load().kernel_isa()}; ratio = mx_dcn / dense "
                  f"conv (targets: forward <= {FWD_TARGET}, forward+backward <= {FWDBWD_TARGET}); "
                  "x = speed-up over torchvision ('-': torchvision not importable)")
     return "\n".join(lines)

@@ -1,7 +1,9 @@
 // The sampling kernels compiled for the base instruction set (see kernels_impl.inc).
 #include <cmath>
 #include <algorithm>
+#include <cstring>
 #include <memory>
+#include <type_traits>
 #include <cstdint>
 
 #include "cpu/kernels.h"

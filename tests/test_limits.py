@@ -37,8 +37,15 @@ def test_cpu_kernel_rejects_planes_its_32_bit_plane_index_cannot_address(side):
     x = expanded(1, 64, side, side)
     weight = torch.ones(1, 64, 1, 1)
     offset = torch.zeros(1, 2, 1, 1)
-    with mx_dcn.use_backend("cpu"), pytest.raises(ValueError, match=r"H\*W"):
+    # The backend declares the limit, so selection says why before any kernel runs ...
+    report = mx_dcn.explain(x, offset, None, weight, None, stride=side)
+    assert report.chosen != "cpu"
+    assert [v.rule for v in report.backends["cpu"].violations] == ["plane_size"]
+    with mx_dcn.use_backend("cpu"), pytest.raises(mx_dcn.BackendUnusableError, match=r"plane_size.*H\*W"):
         mx_dcn.modulated_deform_conv2d(x, offset, None, weight, None, stride=side)
+    # ... and the raw op, called directly, still refuses it itself.
+    with pytest.raises(ValueError, match=r"H\*W"):
+        torch.ops.mx_dcn.deform_conv2d(x, offset, None, weight, None, [side, side], [0, 0], [1, 1], 1, 1)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -1,8 +1,15 @@
 """The C++ CPU kernel backend: the registered op torch.ops.mx_dcn.deform_conv2d (mx_dcn/ops.py,
 kernels in mx_dcn/csrc/cpu). Available when the extension mx_dcn._C is built; it takes every valid
 CPU call (any kernel size, stride, padding, dilation, groups, deformable groups, the four floating
-dtypes, any memory layout)."""
-from .base import AVAILABLE, Backend, unavailable
+dtypes, any memory layout) whose image plane its 32-bit plane index can address."""
+from typing import List
+
+from ..problem import Problem
+from .base import AVAILABLE, Backend, Violation, unavailable
+
+# The kernel indexes a channels-last image plane, plus the zero row out-of-image corners point at,
+# with 32-bit integers (mx_dcn/csrc/cpu/kernels.h): H*W + 1 must stay below 2^31.
+MAX_PLANE_ROWS = 2**31 - 1
 
 
 class CpuBackend(Backend):
@@ -14,6 +21,13 @@ class CpuBackend(Backend):
         from .. import ops
         error = ops.load_error()
         return AVAILABLE if error is None else unavailable(error)
+
+    def violations(self, problem: Problem) -> List[Violation]:
+        rows = problem.height * problem.width + 1
+        if rows > MAX_PLANE_ROWS:
+            return [Violation("plane_size", f"H*W + 1 = {rows} exceeds 2^31 - 1: the kernel indexes an image "
+                                            "plane with 32-bit integers")]
+        return []
 
     def run(self, problem, x, offset, mask, weight, bias):
         from .. import ops

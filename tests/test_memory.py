@@ -24,7 +24,7 @@ BACKENDS = [n for n in mx_dcn.backend_names()
 NAMES = ("x", "offset", "mask", "weight", "bias")
 MIB = 1 << 20
 # Per image: 64 channels x 9 taps x 576 pixels of columns (1.3 MB in float32); the batch needs 4 MB
-# of columns, the cpu kernel's cache-sized tile 1 MB and the portable backend's estimate 48 MB.
+# of columns, the cpu kernel's tiles at most 1 MB each and the portable backend's estimate 48 MB.
 CASE = Case("memory", 3, 64, 24, 24, 64)
 # Needs more than 2 MiB unbounded (about 3.2 MB), while its per-image minimum (the channels-last
 # copies and per-image gradients, about 1.4 MB) still fits 2 MiB.

@@ -179,11 +179,21 @@ Args check_args(const at::Tensor& input, const at::Tensor& offset, const std::op
   return a;
 }
 
-// Rows per tile: cache-sized, within what the budget leaves after the per-image buffers.
+// Tiles in flight at once that the budget is sized for: the tiling (hence every bit of a result) does
+// not depend on the thread count up to this many threads; beyond, the budget stretches instead.
+constexpr int64_t kMaxSlots = 8;
+
+// Rows per tile: cache-sized, within what the budget leaves after the per-image buffers; then the tile
+// count rounded up to a multiple of kMaxSlots and the tiles made equal, so the threads finish an image
+// together (2 threads and 5 tiles would leave one idle for most of a tile: 10-17% of the forward here).
+// A function of the problem only, never of the thread count.
 int64_t tile_rows(int64_t pixels, int64_t cache_row_bytes, int64_t budget_row_bytes, int64_t fixed_bytes) {
   const int64_t cache_rows = std::max<int64_t>(32, tile_target_bytes() / std::max<int64_t>(1, cache_row_bytes));
   const int64_t budget_rows = (get_workspace_budget() - fixed_bytes) / std::max<int64_t>(1, budget_row_bytes);
-  return std::max<int64_t>(1, std::min({pixels, cache_rows, budget_rows}));
+  const int64_t max_rows = std::max<int64_t>(1, std::min({pixels, cache_rows, budget_rows}));
+  int64_t tiles = (pixels + max_rows - 1) / max_rows;
+  tiles = std::min(pixels, (tiles + kMaxSlots - 1) / kMaxSlots * kMaxSlots);
+  return (pixels + tiles - 1) / tiles;
 }
 
 // Per-image view of `t` as a contiguous (rows, P) matrix of type T: the tensor itself when it
@@ -222,18 +232,6 @@ class SingleThreadBlas {
 // buffers the task may use: tasks running at the same time never share a slot.
 int64_t slots(int64_t count) { return std::max<int64_t>(1, std::min<int64_t>(count, at::get_num_threads())); }
 
-constexpr int64_t kMaxSlots = 8;
-
-// Rows per tile, at most max_rows: the tile count rounded up to a multiple of kMaxSlots and the
-// tiles made equal, so the threads finish an image together (2 threads and 5 tiles would leave one
-// idle for most of a tile: 10-17% of the forward here). A function of the problem only, never of
-// the thread count, so every result stays bitwise the same with any number of threads.
-int64_t balanced_rows(int64_t pixels, int64_t max_rows) {
-  int64_t tiles = (pixels + max_rows - 1) / max_rows;
-  tiles = std::min(pixels, (tiles + kMaxSlots - 1) / kMaxSlots * kMaxSlots);
-  return (pixels + tiles - 1) / tiles;
-}
-
 // Tasks are handed out one at a time (an atomic counter), not in fixed blocks: when the OS takes a
 // core away, the other workers take its share instead of waiting for it. Which worker runs a task
 // never changes the task's result.
@@ -251,8 +249,13 @@ void run_tasks(int64_t count, Fn&& task) {
   });
 }
 
-// Spatial positions per transpose task: a few thousand elements, enough to amortise a task.
-int64_t transpose_band(int64_t channels) { return std::max<int64_t>(64, 16384 / std::max<int64_t>(1, channels)) / 16 * 16; }
+// Runs fn(s_begin, s_end) over the H*W spatial positions of a plane of `channels` channels, in bands
+// of a few thousand elements (enough to amortise a task) on the thread pool.
+template <typename Fn>
+void for_spatial_bands(int64_t hw, int64_t channels, Fn&& fn) {
+  const int64_t band = std::max<int64_t>(64, 16384 / std::max<int64_t>(1, channels)) / 16 * 16;
+  run_tasks((hw + band - 1) / band, [&](int64_t i, int64_t) { fn(i * band, std::min(hw, (i + 1) * band)); });
+}
 
 // Rows [0, H*W) of x_cl (H*W + 1, C) = image (C, H, W) transposed; the last row is left alone.
 // A blocked transpose on the thread pool when the image is already of type T and contiguous,
@@ -266,10 +269,7 @@ void fill_channels_last(at::Tensor& x_cl, const at::Tensor& image, const KernelT
   }
   const T* src = image.const_data_ptr<T>();
   T* dst = x_cl.mutable_data_ptr<T>();
-  const int64_t band = transpose_band(c);
-  run_tasks((hw + band - 1) / band, [&](int64_t i, int64_t) {
-    kern.transpose(src, hw, dst, c, i * band, std::min(hw, (i + 1) * band), 0, c);
-  });
+  for_spatial_bands(hw, c, [&](int64_t s0, int64_t s1) { kern.transpose(src, hw, dst, c, s0, s1, 0, c); });
 }
 
 // image (C, H, W) = rows [0, H*W) of x_cl (H*W + 1, C) transposed (the inverse of fill_channels_last).
@@ -282,10 +282,7 @@ void store_channels_first(at::Tensor image, const at::Tensor& x_cl, const Kernel
   }
   const T* src = x_cl.const_data_ptr<T>();
   T* dst = image.mutable_data_ptr<T>();
-  const int64_t band = transpose_band(c);
-  run_tasks((hw + band - 1) / band, [&](int64_t i, int64_t) {
-    kern.transpose(src, c, dst, hw, 0, c, i * band, std::min(hw, (i + 1) * band));
-  });
+  for_spatial_bands(hw, c, [&](int64_t s0, int64_t s1) { kern.transpose(src, c, dst, hw, 0, c, s0, s1); });
 }
 
 template <typename T>
@@ -307,10 +304,8 @@ at::Tensor forward_impl(const Args& a, const at::Tensor& input, const at::Tensor
   if (bias) bias_acc = ws.hold(bias->to(acc).contiguous(), *bias);
   const bool direct = input.scalar_type() == acc;  // GEMM writes into `out` itself
   const int64_t fixed = (HW + 1) * C * sizeof(T) + 3 * K * g.deformable_groups * P * sizeof(T);
-  // Sized for kMaxSlots tiles in flight, so the tiling (hence every bit of the result) does not
-  // depend on the thread count (up to kMaxSlots threads; beyond, the budget stretches instead).
-  const int64_t rows =
-      balanced_rows(P, tile_rows(P, KC * sizeof(T), kMaxSlots * (KC + (direct ? 0 : Cout)) * sizeof(T), fixed));
+  // Sized for kMaxSlots tiles in flight (see kMaxSlots).
+  const int64_t rows = tile_rows(P, KC * sizeof(T), kMaxSlots * (KC + (direct ? 0 : Cout)) * sizeof(T), fixed);
   const int64_t tiles = (P + rows - 1) / rows;
 
   at::Tensor x_cl = ws.empty({HW + 1, C}, acc);
@@ -389,8 +384,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward_
   const int64_t row_bytes = (need_gw ? KC * sizeof(T) : 0) + (need_gcol ? KC * sizeof(T) + plan_bytes : 0);
   const int64_t fixed = 2 * (HW + 1) * C * sizeof(T) + (Cout + 3 * dg * K) * P * sizeof(T) +
                         (round_tiles + 2) * Cout * KCg * sizeof(T);
-  const int64_t rows =
-      balanced_rows(P, tile_rows(P, KC * sizeof(T), round_tiles * std::max<int64_t>(row_bytes, 1), fixed));
+  const int64_t rows = tile_rows(P, KC * sizeof(T), round_tiles * std::max<int64_t>(row_bytes, 1), fixed);
   const int64_t tiles = (P + rows - 1) / rows;
   const int64_t round = std::min(tiles, round_tiles);
 

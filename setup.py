@@ -43,7 +43,9 @@ def extensions():
 
     include_dirs = [os.path.join(HERE, "mx_dcn", "csrc"), os.path.join(HERE, "kernels_cuda", "include")]
     std = _cxx_standard(torch.__version__)
-    cxx = ["-O3", std, "-fvisibility=hidden"]
+    # -fno-trapping-math (clang's default): the kernels never read floating-point exception flags, and
+    # without it GCC will not vectorise loops that convert or compare floats (the sampling plans).
+    cxx = ["-O3", std, "-fvisibility=hidden", "-fno-trapping-math"]
     if os.environ.get("MX_DCN_NATIVE", "0") == "1":
         cxx.append("-march=native")
     link = []

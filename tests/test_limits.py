@@ -48,6 +48,23 @@ def test_cpu_kernel_rejects_planes_its_32_bit_plane_index_cannot_address(side):
         torch.ops.mx_dcn.deform_conv2d(x, offset, None, weight, None, [side, side], [0, 0], [1, 1], 1, 1)
 
 
+@pytest.mark.skipif("cpu" not in BACKENDS, reason="the cpu kernel (mx_dcn._C) is not built")
+def test_cpu_kernel_rejects_coordinates_beyond_32_bits_and_portable_runs_them():
+    # padding 2^32 with stride 2^34: a 1x1 output whose undeformed sample sits at (-2^32, -2^32), far
+    # outside the image (out = bias); truncated to 32 bits it would read pixel (0, 0).
+    pad, stride = 2**32, 2**34
+    x = torch.randn(1, 2, 4, 4)
+    offset = torch.zeros(1, 2, 1, 1)
+    weight, bias = torch.ones(3, 2, 1, 1), torch.tensor([1.0, 2.0, 3.0])
+    report = mx_dcn.explain(x, offset, None, weight, bias, stride=stride, padding=pad)
+    assert [v.rule for v in report.backends["cpu"].violations] == ["padded_extent"]
+    assert report.chosen == "portable"
+    out = mx_dcn.modulated_deform_conv2d(x, offset, None, weight, bias, stride=stride, padding=pad)
+    assert torch.equal(out, bias.view(1, 3, 1, 1))
+    with pytest.raises(ValueError, match=r"H \+ 2\*pad_h"):
+        torch.ops.mx_dcn.deform_conv2d(x, offset, None, weight, bias, [stride, stride], [pad, pad], [1, 1], 1, 1)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_shapes_beyond_2_31_elements_are_exact(backend):
     # x has 2 * 64 * 32768^2 = 2^37 elements; the output (2, 5, 512, 512). On the meta device every

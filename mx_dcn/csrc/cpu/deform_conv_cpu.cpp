@@ -164,6 +164,10 @@ Args check_args(const at::Tensor& input, const at::Tensor& offset, const std::op
   TORCH_CHECK_VALUE(g.out_h >= 1 && g.out_w >= 1, "input: too small for the kernel, output would be ", g.out_h,
                     "x", g.out_w);
   TORCH_CHECK_VALUE((g.height * g.width + 1) < (int64_t(1) << 31), "input: H*W too large");
+  // Undeformed sampling coordinates lie in [-pad, H + pad): the sampling plans compute them in 32 bits.
+  TORCH_CHECK_VALUE(g.height + 2 * g.pad_h < (int64_t(1) << 31) && g.width + 2 * g.pad_w < (int64_t(1) << 31),
+                    "padding: H + 2*pad_h and W + 2*pad_w must stay below 2^31, got ", g.height + 2 * g.pad_h,
+                    " and ", g.width + 2 * g.pad_w);
   const int64_t taps = dg * g.taps();
   TORCH_CHECK_VALUE(offset.sizes() == at::IntArrayRef({a.batch, 2 * taps, g.out_h, g.out_w}),
                     "offset: expected shape (", a.batch, ", ", 2 * taps, ", ", g.out_h, ", ", g.out_w, "), got ",

@@ -289,6 +289,23 @@ void store_channels_first(at::Tensor image, const at::Tensor& x_cl, const Kernel
   for_spatial_bands(hw, c, [&](int64_t s0, int64_t s1) { kern.transpose(src, c, dst, hw, 0, c, s0, s1); });
 }
 
+// The weight (C_out, C_in/groups, kh, kw) as (C_out, K * C_in/groups), tap-major like the column
+// rows of one conv group: per output channel a (C_in/groups, K) -> (K, C_in/groups) transpose, run
+// on the thread pool (ATen's strided copy took 5% of a C=256 forward here).
+template <typename T>
+at::Tensor tap_major_weight(const at::Tensor& weight, int64_t K, const KernelTable<T>& kern, Workspace& ws) {
+  const auto acc = c10::CppTypeToScalarType<T>::value;
+  const int64_t cout = weight.size(0), cg = weight.size(1);
+  if (weight.scalar_type() != acc || !weight.is_contiguous()) {
+    return ws.hold(weight.to(acc).reshape({cout, cg, K}).transpose(1, 2).contiguous().view({cout, K * cg}), weight);
+  }
+  at::Tensor wmat = ws.empty({cout, K * cg}, acc);
+  const T* src = weight.const_data_ptr<T>();
+  T* dst = wmat.mutable_data_ptr<T>();
+  run_tasks(cout, [&](int64_t o, int64_t) { kern.transpose(src + o * cg * K, K, dst + o * K * cg, cg, 0, K, 0, cg); });
+  return wmat;
+}
+
 template <typename T>
 at::Tensor forward_impl(const Args& a, const at::Tensor& input, const at::Tensor& offset,
                         const std::optional<at::Tensor>& mask, const at::Tensor& weight,
@@ -301,9 +318,8 @@ at::Tensor forward_impl(const Args& a, const at::Tensor& input, const at::Tensor
   if (N == 0) return out;
 
   Workspace ws;
-  // Weight as (C_out, K * C_in/groups), tap-major like the column rows of one conv group.
-  const at::Tensor wmat = ws.hold(
-      weight.to(acc).reshape({Cout, KCg / K, K}).transpose(1, 2).contiguous().view({Cout, KCg}), weight);
+  const KernelTable<T>& kern = table<T>();
+  const at::Tensor wmat = tap_major_weight(weight, K, kern, ws);
   at::Tensor bias_acc;
   if (bias) bias_acc = ws.hold(bias->to(acc).contiguous(), *bias);
   const bool direct = input.scalar_type() == acc;  // GEMM writes into `out` itself
@@ -317,7 +333,6 @@ at::Tensor forward_impl(const Args& a, const at::Tensor& input, const at::Tensor
   at::Tensor col = ws.empty({slots(tiles), rows, KC}, acc);
   at::Tensor out_tile = direct ? at::Tensor() : ws.empty({slots(tiles), Cout, rows}, acc);
   at::Tensor off_stage, mask_stage;
-  const KernelTable<T>& kern = table<T>();
 
   for (int64_t n = 0; n < N; ++n) {
     fill_channels_last(x_cl, input[n], kern);
@@ -375,8 +390,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward_
                     grad_out.sizes());
 
   Workspace ws;
-  const at::Tensor wmat = ws.hold(
-      weight.to(acc).reshape({Cout, KCg / K, K}).transpose(1, 2).contiguous().view({Cout, KCg}), weight);
+  const KernelTable<T>& kern = table<T>();
+  const at::Tensor wmat = tap_major_weight(weight, K, kern, ws);
   const bool direct = input.scalar_type() == acc;  // grad offset / mask written in place
   const int64_t plan_bytes = dg * K * sizeof(ScatterPlan<T>);
   // Tiles run in rounds: phase 1 handles each tile of the round (grad columns, grad offset / mask,
@@ -412,7 +427,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward_
   at::Tensor off_stage, mask_stage, go_stage, goff_stage, gmask_stage;
   if (!direct && need_goff) goff_stage = ws.empty({2 * dg * K, g.out_h, g.out_w}, acc);
   if (!direct && need_gmask) gmask_stage = ws.empty({dg * K, g.out_h, g.out_w}, acc);
-  const KernelTable<T>& kern = table<T>();
   // Phase-2 work units, fixed whatever the thread count: channel blocks of the scatter (>= 16
   // channels, a vector's worth) and blocks of 16 output channels of the grad-weight GEMM.
   const int64_t cblock = std::max<int64_t>(16, (C / (2 * at::get_num_threads()) + 15) / 16 * 16);

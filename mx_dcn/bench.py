@@ -5,10 +5,11 @@ when importable, torchvision's deform_conv2d. fp32, 3x3 kernels, everything meas
     python -m mx_dcn.bench --quick    # small repeats, for a smoke test
     python -m mx_dcn.bench --shapes n2_c64_64x64 s2_n2_c64_64x64 --repeats 20
 
-Times are medians over `repeats` runs after warm-up; the contenders run in alternation, so a
-busy machine slows them alike (still, measure on an idle machine: `uptime`; on a shared virtual
-machine the ratios still move by 0.1-0.3 between runs, since the sampling is memory-bound and the
-dense conv compute-bound, and neighbours slow the two differently). forward+backward is one forward and one
+Times are medians over `repeats` rounds after warm-up; a round runs every contender once, back to
+back, and each ratio (mx_dcn / dense conv, torchvision / mx_dcn) is the median of the rounds' own
+ratios, so a slow spell of a busy machine scales both sides of a ratio and cancels. Still, measure
+on an idle machine (`uptime`): on a shared virtual machine the ratios move by about 0.1-0.2 between
+runs, since neighbours slow the memory-bound sampling and the compute-bound dense conv differently. forward+backward is one forward and one
 backward for every input (x, offset, mask, weight, bias; x, weight, bias for the dense conv).
 peak extra MB is the largest workspace the kernel held during a forward+backward (its channels-last
 copies, column tiles, staging buffers), as recorded by the kernel itself.
@@ -50,9 +51,10 @@ def _inputs(shape: Dict[str, int], seed: int = 0):
     return dict(x=x, offset=offset, mask=mask, weight=weight, bias=bias, stride=s, padding=pad, dilation=d)
 
 
-def _median_ms(fns: Sequence[Callable[[], None]], repeats: int, warmup: int = 1) -> List[float]:
-    """Median wall time (ms) of each of `fns`, run in alternation so that every contender sees the
-    same machine load (other processes on a shared machine come and go)."""
+def _timed_rounds(fns: Sequence[Callable[[], None]], repeats: int, warmup: int = 1) -> List[List[float]]:
+    """Wall times (ms) of each of `fns` over `repeats` rounds, each round running every fn once, back
+    to back, so that all contenders of a round see the same machine load (other processes on a shared
+    machine come and go)."""
     for fn in fns:
         for _ in range(warmup):
             fn()
@@ -62,7 +64,13 @@ def _median_ms(fns: Sequence[Callable[[], None]], repeats: int, warmup: int = 1)
             t0 = time.perf_counter()
             fn()
             acc.append((time.perf_counter() - t0) * 1e3)
-    return [statistics.median(t) for t in times]
+    return times
+
+
+def _paired_ratio(num: Sequence[float], den: Sequence[float]) -> float:
+    """Median over rounds of num / den: each ratio compares two runs made seconds apart, so a slow
+    spell of the machine scales both and cancels (a ratio of medians lets it move the figure)."""
+    return statistics.median(a / b for a, b in zip(num, den))
 
 
 def _fwd_bwd(call: Callable, tensors: Sequence[torch.Tensor]):
@@ -126,18 +134,19 @@ def measure(shape_names: Optional[Sequence[str]] = None, repeats: Optional[int] 
             fwd.append(lambda: theirs(*ours_in))
             fwdbwd.append(_fwd_bwd(theirs, ours_in))
         with torch.no_grad():
-            fwd_ms = _median_ms(fwd, repeats)
+            fwd_t = _timed_rounds(fwd, repeats)
         ops.reset_workspace_peak()
-        fwdbwd_ms = _median_ms(fwdbwd, repeats)
+        fwdbwd_t = _timed_rounds(fwdbwd, repeats)
+        fwd_ms, fwdbwd_ms = [statistics.median(t) for t in fwd_t], [statistics.median(t) for t in fwdbwd_t]
         row = dict(shape=name, dense_fwd_ms=fwd_ms[0], mxdcn_fwd_ms=fwd_ms[1], dense_fwdbwd_ms=fwdbwd_ms[0],
                    mxdcn_fwdbwd_ms=fwdbwd_ms[1], peak_extra_mb=ops.workspace_peak_bytes() / 2 ** 20)
-        row["fwd_ratio"] = row["mxdcn_fwd_ms"] / row["dense_fwd_ms"]
-        row["fwdbwd_ratio"] = row["mxdcn_fwdbwd_ms"] / row["dense_fwdbwd_ms"]
+        row["fwd_ratio"] = _paired_ratio(fwd_t[1], fwd_t[0])
+        row["fwdbwd_ratio"] = _paired_ratio(fwdbwd_t[1], fwdbwd_t[0])
         row.update(torchvision_fwd_ms=None, torchvision_fwdbwd_ms=None, speedup_fwd=None, speedup_fwdbwd=None)
         if tv is not None:
             row["torchvision_fwd_ms"], row["torchvision_fwdbwd_ms"] = fwd_ms[2], fwdbwd_ms[2]
-            row["speedup_fwd"] = row["torchvision_fwd_ms"] / row["mxdcn_fwd_ms"]
-            row["speedup_fwdbwd"] = row["torchvision_fwdbwd_ms"] / row["mxdcn_fwdbwd_ms"]
+            row["speedup_fwd"] = _paired_ratio(fwd_t[2], fwd_t[1])
+            row["speedup_fwdbwd"] = _paired_ratio(fwdbwd_t[2], fwdbwd_t[1])
         results.append(row)
     return results
 
@@ -164,9 +173,9 @@ def format_table(results: List[dict]) -> str:
             f"{num(r['torchvision_fwd_ms'], '9.2f'):>9}{num(r['torchvision_fwdbwd_ms'], '9.2f'):>9}"
             f"{num(r['speedup_fwd'], '7.1f'):>7}{num(r['speedup_fwdbwd'], '7.1f'):>7}{r['peak_extra_mb']:>10.1f}")
     from mx_dcn import ops
-    lines.append(f"times in ms (median), fp32, 3x3, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+    lines.append(f"times in ms (median of rounds), fp32, 3x3, {torch.get_num_threads()} threads, torch {torch.__version__}, "
                  f"sampling kernels: {ops.load().kernel_isa()}; ratio = mx_dcn / dense "
-                 f"conv (targets: forward <= {FWD_TARGET}, forward+backward <= {FWDBWD_TARGET}); "
+                 f"conv, median of the per-round ratios (targets: forward <= {FWD_TARGET}, forward+backward <= {FWDBWD_TARGET}); "
                  "x = speed-up over torchvision ('-': torchvision not importable)")
     return "\n".join(lines)
 

@@ -37,6 +37,15 @@ def test_measure_quick_without_torchvision():
     assert "(2,64,64,64,64) stride2" in table and "ratio" in table
 
 
+def test_ratios_are_medians_of_per_round_ratios():
+    # Round 2 ran during a slow spell (both contenders 10x slower): the paired ratio ignores it, where
+    # a ratio of medians (4 / 2 = 2.0) would not.
+    ours, dense = [2.0, 40.0, 4.0], [1.0, 20.0, 2.0]
+    assert bench._paired_ratio(ours, dense) == 2.0
+    ours, dense = [3.0, 5.0, 4.0, 100.0], [1.0, 2.0, 2.0, 10.0]
+    assert bench._paired_ratio(ours, dense) == pytest.approx((2.5 + 3.0) / 2)
+
+
 def test_torchvision_path_with_a_stand_in(monkeypatch):
     """Where torchvision is importable its deform_conv2d is timed; here a stand-in with its
     signature (computing through mx_dcn's portable backend) checks the plumbing."""

@@ -3,8 +3,9 @@
 // One image at a time: a channels-last copy of the image (so a sample's four corners are four
 // contiguous channel vectors), then tiles of output pixels small enough for a core's cache, one tile
 // per task on the ATen thread pool (few synchronisations: the OS may take a core away at any time):
-//   forward   columns of the tile (im2col) -> GEMM with the permuted weight, written straight into
-//             the output, then the bias added in place;
+//   forward   columns of the tile (im2col) -> GEMM with the permuted weight into a pixel-major
+//             tile (tile rows x C_out: 10-25% faster in MKL than the C_out x rows product for
+//             C_out of 64-128), plus the bias, transposed into the output;
 //   backward  per tile: grad columns (GEMM) -> grad offset / mask (each pixel reducing over its own
 //             channels) and scatter plans; columns -> a partial grad weight. Then, per round of
 //             tiles, grad x scattered into a channels-last accumulator in parallel over channel
@@ -306,6 +307,21 @@ at::Tensor tap_major_weight(const at::Tensor& weight, int64_t K, const KernelTab
   return wmat;
 }
 
+// The forward GEMM's right operand, (G, K * C_in/groups, C_out/groups): group g's block of the
+// tap-major weight `wmat` (C_out, K * C_in/groups) transposed, in bands of rows on the thread pool.
+template <typename T>
+at::Tensor gemm_weight(const at::Tensor& wmat, int64_t groups, const KernelTable<T>& kern, Workspace& ws) {
+  const int64_t cog = wmat.size(0) / groups, kcg = wmat.size(1), band = 64, bands = (kcg + band - 1) / band;
+  at::Tensor wt = ws.empty({groups, kcg, cog}, wmat.scalar_type());
+  const T* src = wmat.const_data_ptr<T>();
+  T* dst = wt.mutable_data_ptr<T>();
+  run_tasks(groups * bands, [&](int64_t i, int64_t) {
+    const int64_t grp = i / bands, r0 = (i % bands) * band, r1 = std::min(kcg, r0 + band);
+    kern.transpose(src + grp * cog * kcg, kcg, dst + grp * kcg * cog, cog, r0, r1, 0, cog);
+  });
+  return wt;
+}
+
 template <typename T>
 at::Tensor forward_impl(const Args& a, const at::Tensor& input, const at::Tensor& offset,
                         const std::optional<at::Tensor>& mask, const at::Tensor& weight,
@@ -319,19 +335,20 @@ at::Tensor forward_impl(const Args& a, const at::Tensor& input, const at::Tensor
 
   Workspace ws;
   const KernelTable<T>& kern = table<T>();
-  const at::Tensor wmat = tap_major_weight(weight, K, kern, ws);
+  const at::Tensor wt = gemm_weight(tap_major_weight(weight, K, kern, ws), G, kern, ws);
   at::Tensor bias_acc;
   if (bias) bias_acc = ws.hold(bias->to(acc).contiguous(), *bias);
-  const bool direct = input.scalar_type() == acc;  // GEMM writes into `out` itself
-  const int64_t fixed = (HW + 1) * C * sizeof(T) + 3 * K * g.deformable_groups * P * sizeof(T);
+  const bool direct = out.scalar_type() == acc;  // our transpose writes the output, else ATen's copy
+  const int64_t fixed = (HW + 1) * C * sizeof(T) + 3 * K * g.deformable_groups * P * sizeof(T) +
+                        2 * Cout * KCg * sizeof(T);
   // Sized for kMaxSlots tiles in flight (see kMaxSlots).
-  const int64_t rows = tile_rows(P, KC * sizeof(T), kMaxSlots * (KC + (direct ? 0 : Cout)) * sizeof(T), fixed);
+  const int64_t rows = tile_rows(P, KC * sizeof(T), kMaxSlots * (KC + Cout) * sizeof(T), fixed);
   const int64_t tiles = (P + rows - 1) / rows;
 
   at::Tensor x_cl = ws.empty({HW + 1, C}, acc);
   x_cl[HW].zero_();
   at::Tensor col = ws.empty({slots(tiles), rows, KC}, acc);
-  at::Tensor out_tile = direct ? at::Tensor() : ws.empty({slots(tiles), Cout, rows}, acc);
+  at::Tensor out_tile = ws.empty({slots(tiles), rows, Cout}, acc);
   at::Tensor off_stage, mask_stage;
 
   for (int64_t n = 0; n < N; ++n) {
@@ -343,16 +360,17 @@ at::Tensor forward_impl(const Args& a, const at::Tensor& input, const at::Tensor
       const int64_t p0 = t * rows, len = std::min(rows, P - p0);
       at::Tensor cols = col[slot].narrow(0, 0, len);
       kern.im2col(g, in, p0, p0, p0 + len, cols.mutable_data_ptr<T>());
+      at::Tensor tile = out_tile[slot].narrow(0, 0, len);
       for (int64_t grp = 0; grp < G; ++grp) {
-        at::Tensor dst = direct ? out_n.narrow(0, grp * Cog, Cog).narrow(1, p0, len)
-                                : out_tile[slot].narrow(0, grp * Cog, Cog).narrow(1, 0, len);
-        const at::Tensor w_g = wmat.narrow(0, grp * Cog, Cog);
-        const at::Tensor c_g = cols.narrow(1, grp * KCg, KCg).t();
-        at::mm_out(dst, w_g, c_g);
-        // The bias added afterwards: addmm would first copy it, expanded, over the whole tile.
-        if (bias) dst.add_(bias_acc.narrow(0, grp * Cog, Cog).unsqueeze(1));
+        at::Tensor dst = tile.narrow(1, grp * Cog, Cog);
+        at::mm_out(dst, cols.narrow(1, grp * KCg, KCg), wt[grp]);
       }
-      if (!direct) out_n.narrow(1, p0, len).copy_(out_tile[slot].narrow(1, 0, len));
+      if (bias) tile.add_(bias_acc);
+      if (direct) {
+        kern.transpose(tile.const_data_ptr<T>(), Cout, out_n.mutable_data_ptr<T>() + p0, P, 0, Cout, 0, len);
+      } else {
+        out_n.narrow(1, p0, len).copy_(tile.t());
+      }
     });
   }
   return out;

@@ -188,16 +188,21 @@ Args check_args(const at::Tensor& input, const at::Tensor& offset, const std::op
 // not depend on the thread count up to this many threads; beyond, the budget stretches instead.
 constexpr int64_t kMaxSlots = 8;
 
+// Smallest tile the balancing below may cut an image into: each tile costs a task and a few GEMM calls
+// (~10 us), which a small image's tiles of a handful of rows would not repay.
+constexpr int64_t kMinBalancedRows = 32;
+
 // Rows per tile: cache-sized, within what the budget leaves after the per-image buffers; then the tile
-// count rounded up to a multiple of kMaxSlots and the tiles made equal, so the threads finish an image
-// together (2 threads and 5 tiles would leave one idle for most of a tile: 10-17% of the forward here).
-// A function of the problem only, never of the thread count.
+// count rounded up to a multiple of kMaxSlots (short of tiles below kMinBalancedRows rows) and the tiles
+// made equal, so the threads finish an image together (2 threads and 5 tiles would leave one idle for
+// most of a tile: 10-17% of the forward here). A function of the problem only, never of the thread count.
 int64_t tile_rows(int64_t pixels, int64_t cache_row_bytes, int64_t budget_row_bytes, int64_t fixed_bytes) {
   const int64_t cache_rows = std::max<int64_t>(32, tile_target_bytes() / std::max<int64_t>(1, cache_row_bytes));
   const int64_t budget_rows = (get_workspace_budget() - fixed_bytes) / std::max<int64_t>(1, budget_row_bytes);
   const int64_t max_rows = std::max<int64_t>(1, std::min({pixels, cache_rows, budget_rows}));
-  int64_t tiles = (pixels + max_rows - 1) / max_rows;
-  tiles = std::min(pixels, (tiles + kMaxSlots - 1) / kMaxSlots * kMaxSlots);
+  const int64_t needed = (pixels + max_rows - 1) / max_rows;
+  const int64_t balanced = (needed + kMaxSlots - 1) / kMaxSlots * kMaxSlots;
+  const int64_t tiles = std::max(needed, std::min(balanced, pixels / kMinBalancedRows));
   return (pixels + tiles - 1) / tiles;
 }
 
@@ -254,6 +259,16 @@ void run_tasks(int64_t count, Fn&& task) {
   });
 }
 
+// Runs fn(i) for i in [0, count), a pure copy of `bytes_each` per call, on the thread pool; inline when
+// the whole job is under 64 KB (waking the pool costs more than copying that).
+template <typename Fn>
+void run_copies(int64_t count, int64_t bytes_each, Fn&& fn) {
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, bytes_each));
+  at::parallel_for(0, count, grain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) fn(i);
+  });
+}
+
 // Runs fn(s_begin, s_end) over the H*W spatial positions of a plane of `channels` channels, in bands
 // of a few thousand elements (enough to amortise a task) on the thread pool.
 template <typename Fn>
@@ -303,7 +318,8 @@ at::Tensor tap_major_weight(const at::Tensor& weight, int64_t K, const KernelTab
   at::Tensor wmat = ws.empty({cout, K * cg}, acc);
   const T* src = weight.const_data_ptr<T>();
   T* dst = wmat.mutable_data_ptr<T>();
-  run_tasks(cout, [&](int64_t o, int64_t) { kern.transpose(src + o * cg * K, K, dst + o * K * cg, cg, 0, K, 0, cg); });
+  run_copies(cout, cg * K * sizeof(T),
+             [&](int64_t o) { kern.transpose(src + o * cg * K, K, dst + o * K * cg, cg, 0, K, 0, cg); });
   return wmat;
 }
 
@@ -315,7 +331,7 @@ at::Tensor gemm_weight(const at::Tensor& wmat, int64_t groups, const KernelTable
   at::Tensor wt = ws.empty({groups, kcg, cog}, wmat.scalar_type());
   const T* src = wmat.const_data_ptr<T>();
   T* dst = wt.mutable_data_ptr<T>();
-  run_tasks(groups * bands, [&](int64_t i, int64_t) {
+  run_copies(groups * bands, band * cog * sizeof(T), [&](int64_t i) {
     const int64_t grp = i / bands, r0 = (i % bands) * band, r1 = std::min(kcg, r0 + band);
     kern.transpose(src + grp * cog * kcg, kcg, dst + grp * kcg * cog, cog, r0, r1, 0, cog);
   });

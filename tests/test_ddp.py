@@ -94,6 +94,13 @@ def test_ddp_two_processes_match_single_process(tmp_path):
              for rank in range(WORLD)]
     try:
         outputs = [p.communicate(timeout=240)[0] for p in procs]
+    except subprocess.TimeoutExpired:
+        # Seen once in CI (2026-11-22, on a slow spell of the machine): show where each rank was.
+        for p in procs:
+            p.kill()
+        outputs = [p.communicate()[0] for p in procs]
+        pytest.fail("DDP ranks did not finish within 240 s:\n" +
+                    "\n".join(f"--- rank {r}:\n{out}" for r, out in enumerate(outputs)))
     finally:
         for p in procs:
             if p.poll() is None:

@@ -5,7 +5,7 @@
 // per task on the ATen thread pool (few synchronisations: the OS may take a core away at any time):
 //   forward   columns of the tile (im2col) -> GEMM with the permuted weight into a pixel-major
 //             tile (tile rows x C_out: 10-25% faster in MKL than the C_out x rows product for
-//             C_out of 64-128), plus the bias, transposed into the output;
+//             C_out of 64-128), transposed into the output with the bias added on the way;
 //   backward  per tile: grad columns (GEMM) -> grad offset / mask (each pixel reducing over its own
 //             channels) and scatter plans; columns -> a partial grad weight. Then, per round of
 //             tiles, grad x scattered into a channels-last accumulator in parallel over channel
@@ -289,7 +289,7 @@ void fill_channels_last(at::Tensor& x_cl, const at::Tensor& image, const KernelT
   }
   const T* src = image.const_data_ptr<T>();
   T* dst = x_cl.mutable_data_ptr<T>();
-  for_spatial_bands(hw, c, [&](int64_t s0, int64_t s1) { kern.transpose(src, hw, dst, c, s0, s1, 0, c); });
+  for_spatial_bands(hw, c, [&](int64_t s0, int64_t s1) { kern.transpose(src, hw, dst, c, s0, s1, 0, c, nullptr); });
 }
 
 // image (C, H, W) = rows [0, H*W) of x_cl (H*W + 1, C) transposed (the inverse of fill_channels_last).
@@ -302,7 +302,7 @@ void store_channels_first(at::Tensor image, const at::Tensor& x_cl, const Kernel
   }
   const T* src = x_cl.const_data_ptr<T>();
   T* dst = image.mutable_data_ptr<T>();
-  for_spatial_bands(hw, c, [&](int64_t s0, int64_t s1) { kern.transpose(src, c, dst, hw, 0, c, s0, s1); });
+  for_spatial_bands(hw, c, [&](int64_t s0, int64_t s1) { kern.transpose(src, c, dst, hw, 0, c, s0, s1, nullptr); });
 }
 
 // The weight (C_out, C_in/groups, kh, kw) as (C_out, K * C_in/groups), tap-major like the column
@@ -319,21 +319,29 @@ at::Tensor tap_major_weight(const at::Tensor& weight, int64_t K, const KernelTab
   const T* src = weight.const_data_ptr<T>();
   T* dst = wmat.mutable_data_ptr<T>();
   run_copies(cout, cg * K * sizeof(T),
-             [&](int64_t o) { kern.transpose(src + o * cg * K, K, dst + o * K * cg, cg, 0, K, 0, cg); });
+             [&](int64_t o) { kern.transpose(src + o * cg * K, K, dst + o * K * cg, cg, 0, K, 0, cg, nullptr); });
   return wmat;
 }
 
-// The forward GEMM's right operand, (G, K * C_in/groups, C_out/groups): group g's block of the
-// tap-major weight `wmat` (C_out, K * C_in/groups) transposed, in bands of rows on the thread pool.
+// The forward GEMM's right operand, (G, K * C_in/groups, C_out/groups): group g's block holds
+// weight[g * C_out/groups + o][c][k] at row k * C_in/groups + c, column o. One pass, in bands of
+// rows on the thread pool (two passes, through the tap-major weight, took 15% of a C=256 forward).
 template <typename T>
-at::Tensor gemm_weight(const at::Tensor& wmat, int64_t groups, const KernelTable<T>& kern, Workspace& ws) {
-  const int64_t cog = wmat.size(0) / groups, kcg = wmat.size(1), band = 64, bands = (kcg + band - 1) / band;
-  at::Tensor wt = ws.empty({groups, kcg, cog}, wmat.scalar_type());
-  const T* src = wmat.const_data_ptr<T>();
+at::Tensor gemm_weight(const at::Tensor& weight, int64_t groups, int64_t K, const KernelTable<T>& kern,
+                       Workspace& ws) {
+  const auto acc = c10::CppTypeToScalarType<T>::value;
+  const int64_t cout = weight.size(0), cg = weight.size(1), cog = cout / groups, kcg = K * cg;
+  if (weight.scalar_type() != acc || !weight.is_contiguous()) {
+    return ws.hold(weight.to(acc).reshape({groups, cog, cg, K}).permute({0, 3, 2, 1}).contiguous()
+                       .view({groups, kcg, cog}), weight);
+  }
+  at::Tensor wt = ws.empty({groups, kcg, cog}, acc);
+  const T* src = weight.const_data_ptr<T>();
   T* dst = wt.mutable_data_ptr<T>();
+  const int64_t band = 64, bands = (kcg + band - 1) / band;
   run_copies(groups * bands, band * cog * sizeof(T), [&](int64_t i) {
-    const int64_t grp = i / bands, r0 = (i % bands) * band, r1 = std::min(kcg, r0 + band);
-    kern.transpose(src + grp * cog * kcg, kcg, dst + grp * kcg * cog, cog, r0, r1, 0, cog);
+    const int64_t grp = i / bands, r0 = (i % bands) * band;
+    kern.gemm_weight(src + grp * cog * kcg, cog, cg, K, r0, std::min(kcg, r0 + band), dst + grp * kcg * cog);
   });
   return wt;
 }
@@ -351,12 +359,12 @@ at::Tensor forward_impl(const Args& a, const at::Tensor& input, const at::Tensor
 
   Workspace ws;
   const KernelTable<T>& kern = table<T>();
-  const at::Tensor wt = gemm_weight(tap_major_weight(weight, K, kern, ws), G, kern, ws);
+  const at::Tensor wt = gemm_weight(weight, G, K, kern, ws);
   at::Tensor bias_acc;
   if (bias) bias_acc = ws.hold(bias->to(acc).contiguous(), *bias);
   const bool direct = out.scalar_type() == acc;  // our transpose writes the output, else ATen's copy
   const int64_t fixed = (HW + 1) * C * sizeof(T) + 3 * K * g.deformable_groups * P * sizeof(T) +
-                        2 * Cout * KCg * sizeof(T);
+                        Cout * KCg * sizeof(T);
   // Sized for kMaxSlots tiles in flight (see kMaxSlots).
   const int64_t rows = tile_rows(P, KC * sizeof(T), kMaxSlots * (KC + Cout) * sizeof(T), fixed);
   const int64_t tiles = (P + rows - 1) / rows;
@@ -381,10 +389,11 @@ at::Tensor forward_impl(const Args& a, const at::Tensor& input, const at::Tensor
         at::Tensor dst = tile.narrow(1, grp * Cog, Cog);
         at::mm_out(dst, cols.narrow(1, grp * KCg, KCg), wt[grp]);
       }
-      if (bias) tile.add_(bias_acc);
-      if (direct) {
-        kern.transpose(tile.const_data_ptr<T>(), Cout, out_n.mutable_data_ptr<T>() + p0, P, 0, Cout, 0, len);
+      if (direct) {  // the bias added on the way
+        kern.transpose(tile.const_data_ptr<T>(), Cout, out_n.mutable_data_ptr<T>() + p0, P, 0, Cout, 0, len,
+                       bias ? bias_acc.const_data_ptr<T>() : nullptr);
       } else {
+        if (bias) tile.add_(bias_acc);
         out_n.narrow(1, p0, len).copy_(tile.t());
       }
     });

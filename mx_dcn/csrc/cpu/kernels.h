@@ -59,10 +59,14 @@ struct KernelTable {
   // whatever the thread count.
   void (*scatter_grad_x)(const Geometry& g, const ScatterPlan<T>* plans, const T* grad_col, int64_t rows,
                          int64_t c_begin, int64_t c_end, T* grad_x_cl);
-  // dst[a * dst_ld + b] = src[b * src_ld + a] for a in [a_begin, a_end), b in [b_begin, b_end): an
-  // image plane (C, H*W) to channels-last rows (H*W, C) and back.
+  // dst[a * dst_ld + b] = src[b * src_ld + a] (+ add[a] unless add is nullptr) for a in [a_begin,
+  // a_end), b in [b_begin, b_end): an image plane (C, H*W) to channels-last rows (H*W, C) and back, a
+  // GEMM tile (rows, C_out) into the output plus the bias.
   void (*transpose)(const T* src, int64_t src_ld, T* dst, int64_t dst_ld, int64_t a_begin, int64_t a_end,
-                    int64_t b_begin, int64_t b_end);
+                    int64_t b_begin, int64_t b_end, const T* add);
+  // Rows [r_begin, r_end) (in the order c * taps + k) of one conv group's forward GEMM weight
+  // wt (taps * cg, cog), wt[k * cg + c][o] = w[o][c][k], from w (cog, cg, taps) contiguous.
+  void (*gemm_weight)(const T* w, int64_t cog, int64_t cg, int64_t taps, int64_t r_begin, int64_t r_end, T* wt);
 };
 
 struct KernelSet {

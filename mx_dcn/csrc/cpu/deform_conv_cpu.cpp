@@ -269,27 +269,50 @@ void run_copies(int64_t count, int64_t bytes_each, Fn&& fn) {
   });
 }
 
-// Runs fn(s_begin, s_end) over the H*W spatial positions of a plane of `channels` channels, in bands
-// of a few thousand elements (enough to amortise a task) on the thread pool.
+// The spatial bands a channels-last copy is split into: a few thousand elements each (enough to
+// amortise a task).
+struct SpatialBands {
+  int64_t size, count;
+  SpatialBands(int64_t hw, int64_t channels)
+      : size(std::max<int64_t>(64, 16384 / std::max<int64_t>(1, channels)) / 16 * 16),
+        count((hw + size - 1) / size) {}
+};
+
+// Runs fn(s_begin, s_end) over the H*W spatial positions of a plane of `channels` channels, by
+// SpatialBands, on the thread pool.
 template <typename Fn>
 void for_spatial_bands(int64_t hw, int64_t channels, Fn&& fn) {
-  const int64_t band = std::max<int64_t>(64, 16384 / std::max<int64_t>(1, channels)) / 16 * 16;
-  run_tasks((hw + band - 1) / band, [&](int64_t i, int64_t) { fn(i * band, std::min(hw, (i + 1) * band)); });
+  const SpatialBands bands(hw, channels);
+  run_tasks(bands.count, [&](int64_t i, int64_t) { fn(i * bands.size, std::min(hw, (i + 1) * bands.size)); });
+}
+
+// Whether fill_channels_last copies `image` with our transpose, by bands (else with ATen's copy).
+template <typename T>
+bool fills_by_bands(const at::Tensor& image) {
+  return image.scalar_type() == c10::CppTypeToScalarType<T>::value && image.is_contiguous();
+}
+
+// Band i of fill_channels_last for an image (C, H*W) that fills_by_bands.
+template <typename T>
+void fill_channels_last_band(T* x_cl, const T* image, int64_t c, int64_t hw, const SpatialBands& bands, int64_t i,
+                             const KernelTable<T>& kern) {
+  kern.transpose(image, hw, x_cl, c, i * bands.size, std::min(hw, (i + 1) * bands.size), 0, c, nullptr);
 }
 
 // Rows [0, H*W) of x_cl (H*W + 1, C) = image (C, H, W) transposed; the last row is left alone.
 // A blocked transpose on the thread pool when the image is already of type T and contiguous,
 // else ATen's copy (which also converts the dtype).
 template <typename T>
-void fill_channels_last(at::Tensor& x_cl, const at::Tensor& image, const KernelTable<T>& kern) {
+void fill_channels_last(const at::Tensor& x_cl, const at::Tensor& image, const KernelTable<T>& kern) {
   const int64_t c = image.size(0), h = image.size(1), w = image.size(2), hw = h * w;
-  if (image.scalar_type() != c10::CppTypeToScalarType<T>::value || !image.is_contiguous()) {
+  if (!fills_by_bands<T>(image)) {
     x_cl.narrow(0, 0, hw).view({h, w, c}).copy_(image.permute({1, 2, 0}));
     return;
   }
-  const T* src = image.const_data_ptr<T>();
-  T* dst = x_cl.mutable_data_ptr<T>();
-  for_spatial_bands(hw, c, [&](int64_t s0, int64_t s1) { kern.transpose(src, hw, dst, c, s0, s1, 0, c, nullptr); });
+  const SpatialBands bands(hw, c);
+  run_tasks(bands.count, [&](int64_t i, int64_t) {
+    fill_channels_last_band(x_cl.mutable_data_ptr<T>(), image.const_data_ptr<T>(), c, hw, bands, i, kern);
+  });
 }
 
 // image (C, H, W) = rows [0, H*W) of x_cl (H*W + 1, C) transposed (the inverse of fill_channels_last).
@@ -363,24 +386,39 @@ at::Tensor forward_impl(const Args& a, const at::Tensor& input, const at::Tensor
   at::Tensor bias_acc;
   if (bias) bias_acc = ws.hold(bias->to(acc).contiguous(), *bias);
   const bool direct = out.scalar_type() == acc;  // our transpose writes the output, else ATen's copy
-  const int64_t fixed = (HW + 1) * C * sizeof(T) + 3 * K * g.deformable_groups * P * sizeof(T) +
+  // Two channels-last buffers when there are several images: the tasks of image n end with the
+  // bands of image n + 1's copy, so a thread done with its last tile takes a band instead of waiting
+  // for the other at the end of the image (and the copy costs no synchronisation of its own).
+  const int64_t buffers = N > 1 ? 2 : 1;
+  const int64_t fixed = buffers * (HW + 1) * C * sizeof(T) + 3 * K * g.deformable_groups * P * sizeof(T) +
                         Cout * KCg * sizeof(T);
   // Sized for kMaxSlots tiles in flight (see kMaxSlots).
   const int64_t rows = tile_rows(P, KC * sizeof(T), kMaxSlots * (KC + Cout) * sizeof(T), fixed);
   const int64_t tiles = (P + rows - 1) / rows;
 
-  at::Tensor x_cl = ws.empty({HW + 1, C}, acc);
-  x_cl[HW].zero_();
-  at::Tensor col = ws.empty({slots(tiles), rows, KC}, acc);
-  at::Tensor out_tile = ws.empty({slots(tiles), rows, Cout}, acc);
+  const bool by_bands = fills_by_bands<T>(input[0]);
+  const SpatialBands bands(HW, C);
+  const int64_t max_tasks = tiles + (N > 1 && by_bands ? bands.count : 0);  // a tile may get any slot of these
+  at::Tensor x_cl = ws.empty({buffers, HW + 1, C}, acc);
+  x_cl.select(1, HW).zero_();
+  at::Tensor col = ws.empty({slots(max_tasks), rows, KC}, acc);
+  at::Tensor out_tile = ws.empty({slots(max_tasks), rows, Cout}, acc);
   at::Tensor off_stage, mask_stage;
 
+  fill_channels_last(x_cl[0], input[0], kern);
   for (int64_t n = 0; n < N; ++n) {
-    fill_channels_last(x_cl, input[n], kern);
-    const ImageInputs<T> in{x_cl.const_data_ptr<T>(), staged<T>(offset[n], off_stage, ws),
+    const bool next = n + 1 < N;
+    const int64_t band_tasks = next && by_bands ? bands.count : 0;
+    T* next_x_cl = x_cl[(n + 1) % buffers].mutable_data_ptr<T>();
+    const T* next_image = band_tasks > 0 ? input[n + 1].const_data_ptr<T>() : nullptr;
+    const ImageInputs<T> in{x_cl[n % buffers].const_data_ptr<T>(), staged<T>(offset[n], off_stage, ws),
                             mask ? staged<T>((*mask)[n], mask_stage, ws) : nullptr};
     at::Tensor out_n = out[n].view({Cout, P});
-    run_tasks(tiles, [&](int64_t t, int64_t slot) {
+    run_tasks(tiles + band_tasks, [&](int64_t t, int64_t slot) {
+      if (t >= tiles) {
+        fill_channels_last_band(next_x_cl, next_image, C, HW, bands, t - tiles, kern);
+        return;
+      }
       const int64_t p0 = t * rows, len = std::min(rows, P - p0);
       at::Tensor cols = col[slot].narrow(0, 0, len);
       kern.im2col(g, in, p0, p0, p0 + len, cols.mutable_data_ptr<T>());
@@ -397,6 +435,7 @@ at::Tensor forward_impl(const Args& a, const at::Tensor& input, const at::Tensor
         out_n.narrow(1, p0, len).copy_(tile.t());
       }
     });
+    if (next && !by_bands) fill_channels_last(x_cl[(n + 1) % buffers], input[n + 1], kern);
   }
   return out;
 }

@@ -2,6 +2,7 @@
 under DistributedDataParallel, each on half of the batch; the parameters after a few steps must match
 a single-process run on the whole batch."""
 import datetime
+import faulthandler
 import os
 import socket
 import subprocess
@@ -18,6 +19,8 @@ WORLD = 2
 STEPS = 3
 BATCH = 4
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RANK_DUMP_S = 150  # a rank takes ~7 s here
+PARENT_TIMEOUT_S = 240
 
 
 class Net(nn.Module):
@@ -70,6 +73,11 @@ def _worker(rank, port, out_dir):
         half = BATCH // WORLD
         train(model, x[rank * half:(rank + 1) * half], y[rank * half:(rank + 1) * half])
         torch.save(model.module.state_dict(), os.path.join(out_dir, f"rank{rank}.pt"))
+        # Tear down in order: the DDP reducer while its process group exists, and the group only once
+        # both ranks are done with it. Freed after destroy_process_group, the reducer hung a rank at
+        # exit about one run in four on a loaded machine (faulthandler: stuck leaving _worker).
+        del model
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
@@ -89,17 +97,17 @@ def test_ddp_two_processes_match_single_process(tmp_path):
     port = _free_port()
     env = dict(os.environ, PYTHONWARNINGS="ignore::RuntimeWarning",
                PYTHONPATH=os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")]))
-    procs = [subprocess.Popen([sys.executable, __file__, str(rank), str(port), str(tmp_path)], env=env,
+    procs = [subprocess.Popen([sys.executable, "-u", __file__, str(rank), str(port), str(tmp_path)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for rank in range(WORLD)]
     try:
-        outputs = [p.communicate(timeout=240)[0] for p in procs]
+        outputs = [p.communicate(timeout=PARENT_TIMEOUT_S)[0] for p in procs]
     except subprocess.TimeoutExpired:
-        # Seen once in CI (2026-11-22, on a slow spell of the machine): show where each rank was.
+        # Show where each rank was (the ranks dump their stacks themselves after RANK_DUMP_S).
         for p in procs:
             p.kill()
         outputs = [p.communicate()[0] for p in procs]
-        pytest.fail("DDP ranks did not finish within 240 s:\n" +
+        pytest.fail(f"DDP ranks did not finish within {PARENT_TIMEOUT_S} s:\n" +
                     "\n".join(f"--- rank {r}:\n{out}" for r, out in enumerate(outputs)))
     finally:
         for p in procs:
@@ -120,4 +128,7 @@ def test_ddp_two_processes_match_single_process(tmp_path):
 
 
 if __name__ == "__main__":
+    # A rank still running after RANK_DUMP_S prints every thread's stack and exits, so a hang shows
+    # where it was (the parent's own timeout, later, would only see silence).
+    faulthandler.dump_traceback_later(RANK_DUMP_S, exit=True)
     _worker(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3])

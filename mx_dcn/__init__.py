@@ -11,7 +11,8 @@ from .functional import (DeformConv2dFunction, ModulatedDeformConv2dFunction, de
 from .problem import Problem, describe
 from .registry import (BackendFallbackError, BackendUnusableError, SelectionReport, backend_names,
                        get_backend, strict, use_backend)
-from .workspace import get_workspace_budget, set_workspace_budget, workspace_budget
+from .workspace import (get_workspace_budget, get_workspace_cache_limit, release_workspace_cache,
+                        set_workspace_budget, set_workspace_cache_limit, workspace_budget, workspace_cache_bytes)
 
 __version__ = "0.1.0"
 
@@ -29,5 +30,6 @@ __all__ = [
     "modulated_deform_conv2d", "deform_conv2d", "ModulatedDeformConv2dFunction", "DeformConv2dFunction",
     "explain", "Problem", "describe", "SelectionReport", "BackendFallbackError", "BackendUnusableError",
     "backend_names", "get_backend", "use_backend", "strict", "get_workspace_budget",
-    "set_workspace_budget", "workspace_budget", "__version__",
+    "set_workspace_budget", "workspace_budget", "get_workspace_cache_limit", "set_workspace_cache_limit",
+    "workspace_cache_bytes", "release_workspace_cache", "__version__",
 ]

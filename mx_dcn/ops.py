@@ -13,7 +13,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import torch
 
-from .workspace import get_workspace_budget
+from .workspace import cache_limit_from_env, get_workspace_budget
 
 _lock = threading.Lock()
 _module = None
@@ -34,6 +34,7 @@ def load():
                 _error = f"mx_dcn._C could not be imported ({type(exc).__name__}: {exc}); build it with " \
                          "`MAX_JOBS=1 python setup.py build_ext --inplace` or `pip install --no-build-isolation -e .`"
             else:
+                _C.set_workspace_cache_limit(cache_limit_from_env())  # a malformed value raises here
                 _register_python_parts()
                 _module = _C
     if _module is None:

@@ -3,6 +3,11 @@
 Backends split the batch (and, for one large image, the output rows) into chunks whose workspace
 fits the budget, so memory does not grow with the batch size. Set it with the environment variable
 MX_DCN_WORKSPACE_MB, `set_workspace_budget(bytes)`, or the `workspace_budget(bytes)` context manager.
+
+The workspace cache: the native CPU kernel keeps the buffers of its last calls, up to a limit, so the
+next call does not fault in fresh pages (a page fault per 4 KiB page: ~1,400 of them, about 3.5 ms,
+in a 7 ms (2,64,64,64,64) forward on the machine the benchmark ran on). MX_DCN_WORKSPACE_CACHE_MB
+(default 64; 0 turns it off), `set_workspace_cache_limit(bytes)`, `release_workspace_cache()`.
 """
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import os
 import threading
 
 DEFAULT_BUDGET_BYTES = 256 * 1024 * 1024
+DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
 _MIN_BUDGET_BYTES = 1024 * 1024
 _local = threading.local()
 _global_budget = None
@@ -64,3 +70,44 @@ def chunk_size(total: int, bytes_per_item: int, budget: int = None) -> int:
     if total <= 0:
         return 1
     return max(1, min(total, budget // max(1, bytes_per_item)))
+
+
+def cache_limit_from_env() -> int:
+    """MX_DCN_WORKSPACE_CACHE_MB in bytes (the default when unset); a ValueError naming it when malformed."""
+    raw = os.environ.get("MX_DCN_WORKSPACE_CACHE_MB")
+    if raw is None or raw == "":
+        return DEFAULT_CACHE_BYTES
+    try:
+        mb = float(raw)
+    except ValueError:
+        mb = float("nan")
+    if not mb >= 0 or mb == float("inf"):
+        raise ValueError(f"MX_DCN_WORKSPACE_CACHE_MB: expected a number of megabytes >= 0, got {raw!r}")
+    return int(mb * 1024 * 1024)
+
+
+def set_workspace_cache_limit(nbytes: int) -> None:
+    """Bytes of workspace buffers the native CPU kernel keeps between calls (process-wide). Buffers
+    beyond it are freed now; 0 frees them all and turns the cache off."""
+    if not isinstance(nbytes, int) or isinstance(nbytes, bool) or nbytes < 0:
+        raise ValueError(f"nbytes: expected an int >= 0, got {nbytes!r}")
+    from . import ops
+    ops.load().set_workspace_cache_limit(nbytes)
+
+
+def get_workspace_cache_limit() -> int:
+    """The limit in bytes of the native CPU kernel's workspace cache."""
+    from . import ops
+    return ops.load().workspace_cache_limit()
+
+
+def workspace_cache_bytes() -> int:
+    """Bytes of workspace buffers the native CPU kernel holds between calls right now."""
+    from . import ops
+    return ops.load().workspace_cache_bytes()
+
+
+def release_workspace_cache() -> None:
+    """Frees the buffers the native CPU kernel keeps between calls (the limit stays)."""
+    from . import ops
+    ops.load().release_workspace_cache()

@@ -145,3 +145,86 @@ def test_an_impossible_allocation_is_a_clear_error(backend):
         mx_dcn.modulated_deform_conv2d(*args)
     # The exact byte count proves the size arithmetic did not wrap on the way to the allocator.
     assert str(nbytes) in str(info.value), str(info.value)
+
+
+# ----------------------------------------------------------------------------------------------
+# The cpu kernel's workspace cache (buffers kept between calls, so a call does not fault in fresh pages)
+
+def _cpu_call(case, seed):
+    from mx_dcn import ops
+    inputs = case.make_inputs(torch.float32, seed=seed)
+    leaves = [inputs[k].requires_grad_(True) for k in NAMES]
+    out = ops.deform_conv2d(*leaves, (1, 1), (1, 1), (1, 1), 1, 1)
+    grads = torch.autograd.grad(out, leaves, torch.ones_like(out))
+    return (out.detach(), *grads)
+
+
+@pytest.mark.skipif("cpu" not in BACKENDS, reason="the cpu kernel (mx_dcn._C) is not built")
+def test_cpu_workspace_cache_keeps_buffers_within_its_limit_and_changes_no_result():
+    limit = mx_dcn.get_workspace_cache_limit()
+    try:
+        mx_dcn.set_workspace_cache_limit(0)
+        assert mx_dcn.workspace_cache_bytes() == 0
+        uncached = _cpu_call(CASE, seed=3)
+        assert mx_dcn.workspace_cache_bytes() == 0, "a disabled cache must keep nothing"
+
+        mx_dcn.set_workspace_cache_limit(64 * MIB)
+        first = _cpu_call(CASE, seed=3)
+        held = mx_dcn.workspace_cache_bytes()
+        assert 0 < held <= 64 * MIB
+        again = _cpu_call(CASE, seed=3)  # served from the cache
+        assert mx_dcn.workspace_cache_bytes() == held, "a repeated call must reuse, not add, buffers"
+        for got_a, got_b, want in zip(first, again, uncached):
+            assert torch.equal(got_a, want) and torch.equal(got_b, want)
+
+        # A smaller limit frees what is beyond it, now.
+        mx_dcn.set_workspace_cache_limit(MIB)
+        assert mx_dcn.workspace_cache_bytes() <= MIB
+        _cpu_call(CASE, seed=4)
+        assert mx_dcn.workspace_cache_bytes() <= MIB
+        mx_dcn.release_workspace_cache()
+        assert mx_dcn.workspace_cache_bytes() == 0
+    finally:
+        mx_dcn.set_workspace_cache_limit(limit)
+
+
+@pytest.mark.skipif("cpu" not in BACKENDS, reason="the cpu kernel (mx_dcn._C) is not built")
+def test_cpu_workspace_cache_never_reuses_memory_a_result_still_views():
+    """With a 1x1 kernel the grad weight the backward returns is a view of its accumulation buffer;
+    that buffer must not be handed to the next call (it would overwrite the first call's result)."""
+    from mx_dcn import ops
+    x1, x2 = torch.randn(2, 8, 5, 5), torch.randn(2, 8, 5, 5)
+    offset, mask = torch.randn(2, 2, 5, 5), torch.rand(2, 1, 5, 5)
+    weight, bias = torch.randn(6, 8, 1, 1), torch.randn(6)
+
+    def grad_weight(x):
+        w = weight.clone().requires_grad_(True)
+        out = ops.deform_conv2d(x, offset, mask, w, bias, (1, 1), (0, 0), (1, 1), 1, 1)
+        return torch.autograd.grad(out, w, torch.ones_like(out))[0]
+
+    first = grad_weight(x1)
+    kept = first.clone()
+    second = grad_weight(x2)
+    assert not torch.equal(second, kept), "the two calls must differ for this test to mean anything"
+    assert torch.equal(first, kept), "a later call overwrote an earlier call's grad weight"
+
+
+def test_bad_workspace_cache_settings_are_clear_errors(monkeypatch):
+    for bad in (-1, 1.5, True, "64"):
+        with pytest.raises(ValueError, match="nbytes"):
+            mx_dcn.set_workspace_cache_limit(bad)
+    for raw in ("abc", "-3", "inf", "nan"):
+        monkeypatch.setenv("MX_DCN_WORKSPACE_CACHE_MB", raw)
+        with pytest.raises(ValueError, match="MX_DCN_WORKSPACE_CACHE_MB"):
+            mx_dcn.workspace.cache_limit_from_env()
+    monkeypatch.setenv("MX_DCN_WORKSPACE_CACHE_MB", "0.5")
+    assert mx_dcn.workspace.cache_limit_from_env() == MIB // 2
+
+
+@pytest.mark.skipif("cpu" not in BACKENDS, reason="the cpu kernel (mx_dcn._C) is not built")
+def test_a_malformed_cache_setting_fails_the_first_use_of_the_kernel():
+    env = dict(os.environ, MX_DCN_WORKSPACE_CACHE_MB="lots")
+    code = "import torch, mx_dcn.ops as o; o.load()"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert done.returncode != 0 and "MX_DCN_WORKSPACE_CACHE_MB" in done.stderr, done.stderr[-2000:]

@@ -7,6 +7,7 @@
 // mask or bias, is returned as an empty tensor of shape (0,).
 #include <torch/extension.h>
 
+#include "cpu/buffer_cache.h"
 #include "workspace_stats.h"
 
 TORCH_LIBRARY(mx_dcn, m) {
@@ -28,5 +29,12 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("workspace_peak_bytes", &mx_dcn::workspace_peak_bytes,
         "Largest workspace (bytes) a kernel call held at once since the last reset.");
   m.def("reset_workspace_peak", &mx_dcn::reset_workspace_peak);
+  m.def("set_workspace_cache_limit", &mx_dcn::cpu::set_workspace_cache_limit,
+        "Bytes of CPU workspace buffers kept between calls (0: none).");
+  m.def("workspace_cache_limit", &mx_dcn::cpu::workspace_cache_limit);
+  m.def("workspace_cache_bytes", &mx_dcn::cpu::workspace_cache_bytes,
+        "Bytes of CPU workspace buffers kept between calls now.");
+  m.def("release_workspace_cache", &mx_dcn::cpu::release_workspace_cache,
+        "Frees the CPU workspace buffers kept between calls.");
   m.def("kernel_isa", &mx_dcn::kernel_isa, "Instruction set the CPU sampling kernels dispatched to.");
 }

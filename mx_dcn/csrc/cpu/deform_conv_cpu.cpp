@@ -17,6 +17,7 @@
 // Half types (float16, bfloat16) are computed in float32; float64 in float64.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
+#include <c10/util/accumulate.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -27,6 +28,7 @@
 #include <optional>
 #include <vector>
 
+#include "cpu/buffer_cache.h"
 #include "cpu/kernels.h"
 #include "workspace_stats.h"
 
@@ -86,14 +88,23 @@ int64_t round_tiles_setting() {
   return tiles;
 }
 
-// Temporary buffers of one call; its total (the call's workspace) is recorded for tests.
+// Temporary buffers of one call, taken from the buffer cache and given back when the call ends;
+// their total (the call's workspace) is recorded for tests. Declare it before the tensors it hands
+// out, so that they are gone when it gives the buffers back.
 class Workspace {
  public:
-  ~Workspace() { record_workspace(held_); }
+  Workspace() = default;
+  Workspace(const Workspace&) = delete;
+  Workspace& operator=(const Workspace&) = delete;
+  ~Workspace() {
+    record_workspace(held_);
+    give_back_buffers(buffers_);
+  }
   at::Tensor empty(at::IntArrayRef sizes, at::ScalarType type) {
-    at::Tensor t = at::empty(sizes, at::TensorOptions().dtype(type));
-    held_ += static_cast<int64_t>(t.nbytes());
-    return t;
+    const int64_t bytes = c10::multiply_integers(sizes) * static_cast<int64_t>(c10::elementSize(type));
+    buffers_.push_back(take_buffer(bytes));
+    held_ += bytes;
+    return buffers_.back().narrow(0, 0, bytes).view(type).view(sizes);
   }
   // A tensor another op produced for this call (a converted copy): counted unless it is `original`.
   at::Tensor hold(at::Tensor t, const at::Tensor& original) {
@@ -103,6 +114,7 @@ class Workspace {
 
  private:
   int64_t held_ = 0;
+  std::vector<at::Tensor> buffers_;
 };
 
 struct Args {

@@ -180,11 +180,12 @@ def cmd_info(args) -> int:
         except Exception as e:  # a backend module that fails to import is reported, not fatal
             backends.append({"name": name, "devices": [], "available": False,
                              "reason": f"failed to load: {type(e).__name__}: {e}", "description": ""})
-    from .workspace import get_workspace_budget
+    from .workspace import cache_limit_from_env, get_workspace_budget
 
     settings = {"MX_DCN_BACKEND": os.environ.get("MX_DCN_BACKEND", ""),
                 "MX_DCN_STRICT": os.environ.get("MX_DCN_STRICT", ""),
-                "workspace budget (MiB)": get_workspace_budget() // (1024 * 1024)}
+                "workspace budget (MiB)": get_workspace_budget() // (1024 * 1024),
+                "workspace cache (MiB)": cache_limit_from_env() // (1024 * 1024)}
     chains = {d: list(registry.chain_for(d)) for d in DEVICES}
     if args.json:
         _emit_json({"versions": versions, "peers": peers, "devices": devices, "backends": backends,

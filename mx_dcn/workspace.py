@@ -86,28 +86,30 @@ def cache_limit_from_env() -> int:
     return int(mb * 1024 * 1024)
 
 
+def _native():
+    """The loaded extension, which holds the cache (imported here: mx_dcn.ops imports this module)."""
+    from . import ops
+    return ops.load()
+
+
 def set_workspace_cache_limit(nbytes: int) -> None:
     """Bytes of workspace buffers the native CPU kernel keeps between calls (process-wide). Buffers
     beyond it are freed now; 0 frees them all and turns the cache off."""
     if not isinstance(nbytes, int) or isinstance(nbytes, bool) or nbytes < 0:
         raise ValueError(f"nbytes: expected an int >= 0, got {nbytes!r}")
-    from . import ops
-    ops.load().set_workspace_cache_limit(nbytes)
+    _native().set_workspace_cache_limit(nbytes)
 
 
 def get_workspace_cache_limit() -> int:
     """The limit in bytes of the native CPU kernel's workspace cache."""
-    from . import ops
-    return ops.load().workspace_cache_limit()
+    return _native().workspace_cache_limit()
 
 
 def workspace_cache_bytes() -> int:
     """Bytes of workspace buffers the native CPU kernel holds between calls right now."""
-    from . import ops
-    return ops.load().workspace_cache_bytes()
+    return _native().workspace_cache_bytes()
 
 
 def release_workspace_cache() -> None:
     """Frees the buffers the native CPU kernel keeps between calls (the limit stays)."""
-    from . import ops
-    ops.load().release_workspace_cache()
+    _native().release_workspace_cache()

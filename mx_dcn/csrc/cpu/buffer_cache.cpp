@@ -25,6 +25,7 @@ struct Cache {
 
   // Drops the largest buffers until at most `limit` bytes stay. Caller holds the lock.
   void trim() {
+    if (bytes <= limit) return;
     std::sort(buffers.begin(), buffers.end(),
               [](const at::Tensor& a, const at::Tensor& b) { return a.numel() < b.numel(); });
     while (bytes > limit && !buffers.empty()) {
@@ -65,7 +66,7 @@ void give_back_buffers(std::vector<at::Tensor>& buffers) {
   std::lock_guard<std::mutex> hold(c.lock);
   for (at::Tensor& b : buffers) {
     // use_count 1: only `b` refers to the storage (no view of it left the call).
-    if (c.limit > 0 && b.storage().use_count() == 1 && b.numel() <= c.limit) {
+    if (c.limit > 0 && b.storage().use_count() == 1) {
       c.bytes += b.numel();
       c.buffers.push_back(std::move(b));
     }

@@ -3,8 +3,8 @@
 mx_dcn/csrc/cpu and mx_dcn/csrc/cuda).
 
 Importing this module does not load the extension; `load()` does (once), then registers the fake
-(meta) kernels and the autograd formula, shared by every device, so the op works under
-`torch.compile(fullgraph=True)`, `torch.export` and `torch.library.opcheck`.
+(meta) kernels, shared by every device, so that with the autograd kernel (mx_dcn/csrc/autograd.cpp)
+the op works under `torch.compile(fullgraph=True)`, `torch.export` and `torch.library.opcheck`.
 """
 from __future__ import annotations
 
@@ -78,7 +78,7 @@ def reset_workspace_peak() -> None:
 
 
 # ----------------------------------------------------------------------------------------------
-# Fake kernels and autograd (device-independent)
+# Fake kernels (device-independent)
 
 def _out_size(size, kernel, stride, pad, dilation):
     return (size + 2 * pad - dilation * (kernel - 1) - 1) // stride + 1
@@ -113,25 +113,6 @@ def _fake_backward(grad_output, input, offset, mask, weight, bias, stride, paddi
             empty_like(bias, output_mask[4]))
 
 
-def _setup_context(ctx, inputs, output):
-    input, offset, mask, weight, bias, stride, padding, dilation, groups, deformable_groups = inputs
-    ctx.save_for_backward(input, offset, mask, weight, bias)
-    ctx.args = (stride, padding, dilation, groups, deformable_groups)
-    ctx.has_mask, ctx.has_bias = mask is not None, bias is not None
-
-
-def _backward(ctx, grad_output):
-    input, offset, mask, weight, bias = ctx.saved_tensors
-    need = ctx.needs_input_grad
-    output_mask = [bool(need[0]), bool(need[1]), bool(need[2] and ctx.has_mask), bool(need[3]),
-                   bool(need[4] and ctx.has_bias)]
-    grads = torch.ops.mx_dcn.deform_conv2d_backward(grad_output, input, offset, mask, weight, bias,
-                                                     *ctx.args, output_mask)
-    grads = [g if wanted else None for g, wanted in zip(grads, output_mask)]
-    return (*grads, None, None, None, None, None)
-
-
 def _register_python_parts() -> None:
     torch.library.register_fake("mx_dcn::deform_conv2d")(_fake_forward)
     torch.library.register_fake("mx_dcn::deform_conv2d_backward")(_fake_backward)
-    torch.library.register_autograd("mx_dcn::deform_conv2d", _backward, setup_context=_setup_context)

@@ -167,6 +167,28 @@ def test_gradcheck_float64(case):
     assert torch.autograd.gradcheck(fn, tensors, eps=1e-6, atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.parametrize("case", [GRADCHECK_CASES[0], GRADCHECK_CASES[2],
+                                  Case("gc_mask_nobias", 1, 3, 4, 4, 2, bias=False),
+                                  Case("gc_bias_nomask", 1, 3, 4, 4, 2, mask=False)], ids=lambda c: c.name)
+def test_gradcheck_each_input_alone(case):
+    # The autograd kernel maps "which inputs need a gradient" to the backward's output mask, counting
+    # only the tensors present (an absent mask or bias takes no index): one input at a time catches a
+    # gradient sent to the wrong slot or one computed and dropped.
+    inputs = case.make_inputs(dtype=torch.float64, seed=5)
+    inputs["offset"] = inputs["offset"] + 0.0137
+    present = [n for n in NAMES if inputs[n] is not None]
+    for wanted in present:
+        tensors = {n: inputs[n].clone().requires_grad_(n == wanted) for n in present}
+
+        def fn(t, wanted=wanted, tensors=tensors):
+            return run_op({**inputs, **tensors, wanted: t}, case)
+
+        assert torch.autograd.gradcheck(fn, (tensors[wanted],), eps=1e-6, atol=1e-6, rtol=1e-5), wanted
+        out = run_op({**inputs, **tensors}, case)
+        out.sum().backward()
+        assert all((tensors[n].grad is not None) == (n == wanted) for n in present), wanted
+
+
 @pytest.mark.parametrize("case", [GRADCHECK_CASES[0], GRADCHECK_CASES[1], GRADCHECK_CASES[2],
                                   Case("oc_empty", 0, 4, 5, 5, 3)], ids=lambda c: c.name)
 def test_opcheck(case):

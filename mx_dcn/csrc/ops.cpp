@@ -1,6 +1,7 @@
 // The operator schemas of mx_dcn (one place for every device). Device kernels are registered with
-// TORCH_LIBRARY_IMPL(mx_dcn, CPU / CUDA, m) in mx_dcn/csrc/cpu and mx_dcn/csrc/cuda; the fake (meta)
-// kernels and the autograd formula are registered once, device-independently, in mx_dcn/ops.py.
+// TORCH_LIBRARY_IMPL(mx_dcn, CPU / CUDA, m) in mx_dcn/csrc/cpu and mx_dcn/csrc/cuda, the autograd
+// kernel for every device in mx_dcn/csrc/autograd.cpp; the fake (meta) kernels are registered once,
+// device-independently, in mx_dcn/ops.py.
 //
 // deform_conv2d_backward returns (grad_input, grad_offset, grad_mask, grad_weight, grad_bias).
 // output_mask selects which are computed; an unselected gradient, and the gradient of an absent

@@ -163,6 +163,26 @@ def test_forcing_an_unusable_backend_raises(picky):
             pass
 
 
+def test_resolve_agrees_with_the_report(picky):
+    # resolve() answers the common case without building the report; it must pick what the report
+    # picks, and raise where the report finds nothing, whatever the forcing and availability.
+    from mx_dcn.problem import describe
+    for ok in (True, False):
+        picky.ok = ok
+        for c_in in (3, 4):
+            problem = describe(*meta_call(c_in=c_in, c_out=c_in), padding=1, device="cpu")
+            for forced in (None, "picky", "portable", "cpu", "cann"):
+                with mx_dcn.use_backend(forced):
+                    chosen = registry.select(problem).chosen
+                    if chosen is None:
+                        with pytest.raises(mx_dcn.BackendUnusableError):
+                            registry.resolve(problem)
+                    else:
+                        with warnings.catch_warnings():
+                            warnings.simplefilter("ignore")
+                            assert registry.resolve(problem).name == chosen, (ok, c_in, forced)
+
+
 EXPLAIN_SNIPPET = ("import mx_dcn, torch;"
                    "m = dict(device='meta');"
                    "args = (torch.empty(1, 4, 5, 5, **m), torch.empty(1, 18, 5, 5, **m), None,"

@@ -12,7 +12,10 @@ on an idle machine (`uptime`): on a shared virtual machine the ratios move by ab
 runs, since neighbours slow the memory-bound sampling and the compute-bound dense conv differently. forward+backward is one forward and one
 backward for every input (x, offset, mask, weight, bias; x, weight, bias for the dense conv).
 peak extra MB is the largest workspace the kernel held during a forward+backward (its channels-last
-copies, column tiles, staging buffers), as recorded by the kernel itself.
+copies, column tiles, staging buffers), as recorded by the kernel itself. faults dense / faults mx are
+the minor page faults of the process during one forward (median over the rounds; where the platform
+counts them): a first touch of a fresh 4 KiB page, microseconds each, which the C allocator's state
+decides and which moves either side's time between runs.
 """
 from __future__ import annotations
 
@@ -51,19 +54,32 @@ def _inputs(shape: Dict[str, int], seed: int = 0):
     return dict(x=x, offset=offset, mask=mask, weight=weight, bias=bias, stride=s, padding=pad, dilation=d)
 
 
-def _timed_rounds(fns: Sequence[Callable[[], None]], repeats: int, warmup: int = 1) -> List[List[float]]:
+def _minor_faults() -> Optional[int]:
+    """Minor page faults of this process so far, or None where the platform does not count them."""
+    try:
+        import resource
+    except ImportError:  # not a Unix
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def _timed_rounds(fns: Sequence[Callable[[], None]], repeats: int, warmup: int = 1,
+                  faults: Optional[List[List[int]]] = None) -> List[List[float]]:
     """Wall times (ms) of each of `fns` over `repeats` rounds, each round running every fn once, back
     to back, so that all contenders of a round see the same machine load (other processes on a shared
-    machine come and go)."""
+    machine come and go). With `faults` (a list per fn), each call's minor page faults are appended."""
     for fn in fns:
         for _ in range(warmup):
             fn()
     times: List[List[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        for fn, acc in zip(fns, times):
+        for i, (fn, acc) in enumerate(zip(fns, times)):
+            f0 = _minor_faults()
             t0 = time.perf_counter()
             fn()
             acc.append((time.perf_counter() - t0) * 1e3)
+            if faults is not None and f0 is not None:
+                faults[i].append(_minor_faults() - f0)
     return times
 
 
@@ -133,13 +149,15 @@ def measure(shape_names: Optional[Sequence[str]] = None, repeats: Optional[int] 
         if tv is not None:
             fwd.append(lambda: theirs(*ours_in))
             fwdbwd.append(_fwd_bwd(theirs, ours_in))
+        fwd_faults: List[List[int]] = [[] for _ in fwd]
         with torch.no_grad():
-            fwd_t = _timed_rounds(fwd, repeats)
+            fwd_t = _timed_rounds(fwd, repeats, faults=fwd_faults)
         ops.reset_workspace_peak()
         fwdbwd_t = _timed_rounds(fwdbwd, repeats)
         fwd_ms, fwdbwd_ms = [statistics.median(t) for t in fwd_t], [statistics.median(t) for t in fwdbwd_t]
         row = dict(shape=name, dense_fwd_ms=fwd_ms[0], mxdcn_fwd_ms=fwd_ms[1], dense_fwdbwd_ms=fwdbwd_ms[0],
-                   mxdcn_fwdbwd_ms=fwdbwd_ms[1], peak_extra_mb=ops.workspace_peak_bytes() / 2 ** 20)
+                   mxdcn_fwdbwd_ms=fwdbwd_ms[1], peak_extra_mb=ops.workspace_peak_bytes() / 2 ** 20,
+                   dense_fwd_faults=_median_or_none(fwd_faults[0]), mxdcn_fwd_faults=_median_or_none(fwd_faults[1]))
         row["fwd_ratio"] = _paired_ratio(fwd_t[1], fwd_t[0])
         row["fwdbwd_ratio"] = _paired_ratio(fwdbwd_t[1], fwdbwd_t[0])
         row.update(torchvision_fwd_ms=None, torchvision_fwdbwd_ms=None, speedup_fwd=None, speedup_fwdbwd=None)
@@ -149,6 +167,10 @@ def measure(shape_names: Optional[Sequence[str]] = None, repeats: Optional[int] 
             row["speedup_fwdbwd"] = _paired_ratio(fwdbwd_t[2], fwdbwd_t[1])
         results.append(row)
     return results
+
+
+def _median_or_none(values: Sequence[int]) -> Optional[float]:
+    return statistics.median(values) if values else None
 
 
 def _describe(name: str) -> str:
@@ -164,19 +186,21 @@ def format_table(results: List[dict]) -> str:
 
     head = (f"{'shape (N,C,H,W,Cout)':<28}{'dense fwd':>10}{'mx fwd':>9}{'ratio':>7}"
             f"{'dense f+b':>11}{'mx f+b':>9}{'ratio':>7}{'tv fwd':>9}{'tv f+b':>9}{'x fwd':>7}{'x f+b':>7}"
-            f"{'extra MB':>10}")
+            f"{'extra MB':>10}{'faults dense':>14}{'faults mx':>11}")
     lines = [head, "-" * len(head)]
     for r in results:
         lines.append(
             f"{_describe(r['shape']):<28}{r['dense_fwd_ms']:>10.2f}{r['mxdcn_fwd_ms']:>9.2f}{r['fwd_ratio']:>7.2f}"
             f"{r['dense_fwdbwd_ms']:>11.2f}{r['mxdcn_fwdbwd_ms']:>9.2f}{r['fwdbwd_ratio']:>7.2f}"
             f"{num(r['torchvision_fwd_ms'], '9.2f'):>9}{num(r['torchvision_fwdbwd_ms'], '9.2f'):>9}"
-            f"{num(r['speedup_fwd'], '7.1f'):>7}{num(r['speedup_fwdbwd'], '7.1f'):>7}{r['peak_extra_mb']:>10.1f}")
+            f"{num(r['speedup_fwd'], '7.1f'):>7}{num(r['speedup_fwdbwd'], '7.1f'):>7}{r['peak_extra_mb']:>10.1f}"
+            f"{num(r['dense_fwd_faults'], '14.0f'):>14}{num(r['mxdcn_fwd_faults'], '11.0f'):>11}")
     from mx_dcn import ops
     lines.append(f"times in ms (median of rounds), fp32, 3x3, {torch.get_num_threads()} threads, torch {torch.__version__}, "
                  f"sampling kernels: {ops.load().kernel_isa()}; ratio = mx_dcn / dense "
                  f"conv, median of the per-round ratios (targets: forward <= {FWD_TARGET}, forward+backward <= {FWDBWD_TARGET}); "
-                 "x = speed-up over torchvision ('-': torchvision not importable)")
+                 "x = speed-up over torchvision ('-': torchvision not importable); faults = minor page faults "
+                 "per forward call (median)")
     return "\n".join(lines)
 
 

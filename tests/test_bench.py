@@ -11,7 +11,8 @@ from mx_dcn import bench, ops
 pytestmark = pytest.mark.skipif(ops.load_error() is not None, reason=f"extension not built: {ops.load_error()}")
 
 KEYS = {"shape", "dense_fwd_ms", "mxdcn_fwd_ms", "fwd_ratio", "dense_fwdbwd_ms", "mxdcn_fwdbwd_ms", "fwdbwd_ratio",
-        "torchvision_fwd_ms", "torchvision_fwdbwd_ms", "speedup_fwd", "speedup_fwdbwd", "peak_extra_mb"}
+        "torchvision_fwd_ms", "torchvision_fwdbwd_ms", "speedup_fwd", "speedup_fwdbwd", "peak_extra_mb",
+        "dense_fwd_faults", "mxdcn_fwd_faults"}
 
 
 def test_shapes_cover_the_targets_plus_stride_and_dilation():
@@ -33,8 +34,27 @@ def test_measure_quick_without_torchvision():
     assert row["fwd_ratio"] == pytest.approx(row["mxdcn_fwd_ms"] / row["dense_fwd_ms"])
     assert row["fwdbwd_ratio"] == pytest.approx(row["mxdcn_fwdbwd_ms"] / row["dense_fwdbwd_ms"])
     assert row["torchvision_fwd_ms"] is None and row["speedup_fwd"] is None and row["speedup_fwdbwd"] is None
+    if bench._minor_faults() is not None:  # counted on this platform
+        assert row["dense_fwd_faults"] >= 0 and row["mxdcn_fwd_faults"] >= 0
     table = bench.format_table(rows)
     assert "(2,64,64,64,64) stride2" in table and "ratio" in table
+
+
+def test_page_faults_are_counted_per_call():
+    if bench._minor_faults() is None:
+        pytest.skip("this platform does not count page faults")
+    pages = 64
+
+    def touch_fresh_pages():  # a fresh mapping, one write per 4 KiB page: at least `pages` faults
+        import mmap
+        with mmap.mmap(-1, pages * 4096) as m:
+            for i in range(pages):
+                m[i * 4096] = 1
+
+    faults = [[], []]
+    bench._timed_rounds([touch_fresh_pages, lambda: None], repeats=3, faults=faults)
+    assert len(faults[0]) == 3 and min(faults[0]) >= pages
+    assert len(faults[1]) == 3 and max(faults[1]) < pages
 
 
 def test_ratios_are_medians_of_per_round_ratios():

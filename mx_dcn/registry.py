@@ -235,11 +235,11 @@ def resolve(problem: Problem) -> Backend:
     # The common case first: the forced backend, or else the head of the device's chain, can take the
     # call. Judging that one backend is all `select` would conclude (no fallback, nothing to warn
     # about or refuse in strict mode), without building the report of every backend (~25 us a call).
+    chain = chain_for(problem.device_type)
     forced = forced_backend()
-    first = forced if forced is not None else chain_for(problem.device_type)[0]
+    first = forced if forced is not None else chain[0]
     backend = get_backend(first)
-    if (first in chain_for(problem.device_type) and not problem.declared_target and backend.available()
-            and not backend.violations(problem)):
+    if first in chain and not problem.declared_target and backend.available() and not backend.violations(problem):
         return backend
     report = select(problem)
     if report.forced is not None and report.chosen is None:

@@ -47,7 +47,10 @@ start=$(date +%s)
 echo "sanitize: built in $(( $(date +%s) - start )) s"
 
 SO=$(ls "$WORK"/mx_dcn/_C*.so)
-if ! ldd "$SO" | grep -q libasan; then
+# ldd's output captured first: `ldd | grep -q` under pipefail fails at random, since grep -q exits at
+# the first match and the loader's later lines then hit a closed pipe (SIGPIPE).
+DEPS=$(ldd "$SO")
+if ! grep -q libasan <<<"$DEPS"; then
   echo "sanitize: $SO is not linked against libasan" >&2
   exit 1
 fi

@@ -6,6 +6,7 @@ Every call is validated (mx_dcn.problem.describe), then dispatched to the backen
 from __future__ import annotations
 
 import dataclasses
+import sys
 from typing import Optional
 
 import torch
@@ -33,7 +34,18 @@ def modulated_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, mask: Optiona
     return backend.run(problem, x, offset, mask, weight, bias)
 
 
-@torch.compiler.assume_constant_result
+def _assume_constant_result(fn):
+    """`torch.compiler.assume_constant_result(fn)` without importing torch._dynamo when it is not loaded
+    yet: that import took ~2 s here, as much again as `import torch`, for every program that imports
+    mx_dcn, compiling or not. The decorator only sets the attribute below, which the compiler reads when
+    it traces a call to fn (tests/test_cpu_kernel.py checks that torch's decorator still does just that)."""
+    if "torch._dynamo" in sys.modules:
+        return torch.compiler.assume_constant_result(fn)
+    fn._dynamo_marked_constant = True
+    return fn
+
+
+@_assume_constant_result
 def _resolve_name_constant(*fields) -> str:
     """The registry's choice under torch.compile: made once at trace time (the problem's fields are
     constants there) and baked into the graph, since the registry's locks cannot be traced."""

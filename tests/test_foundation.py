@@ -1,6 +1,11 @@
 """The foundation: the public API on every available CPU backend against the independent float64
 oracle, gradients, identities with dense convolution and DCNv1, the seed documents' examples, empty
 batches and memory layouts."""
+import os
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +16,8 @@ from mx_dcn.testing.cases import CASES, Case
 from mx_dcn.testing.oracle import oracle_backward, oracle_forward
 
 from conftest import assert_close_to, call
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 GRAD_NAMES = ("x", "offset", "mask", "weight", "bias")
 
@@ -190,6 +197,41 @@ def test_half_types_run_and_return_their_dtype(backend):
         out = call(i, **case.args())
         assert out.dtype == dtype
         assert_close_to(out, oracle_forward(**i, **case.args()), dtype, f"{dtype} output")
+
+
+def test_import_does_not_load_the_compiler_and_compile_still_works():
+    """`import mx_dcn` must not import torch._dynamo (~2 s, as long as `import torch`); in a fresh
+    process that imports mx_dcn before anything loads the compiler, the public call still compiles
+    into one graph (the selection marked constant without torch's decorator) and matches eager."""
+    script = textwrap.dedent("""
+        import sys, torch, mx_dcn
+        assert "torch._dynamo" not in sys.modules, "import mx_dcn loaded torch._dynamo"
+        from mx_dcn.testing.cases import Case
+        i = Case("compile", 1, 4, 5, 6, 4).make_inputs(dtype=torch.float32, seed=8)
+        def fn(x, offset, mask, weight, bias):
+            return mx_dcn.modulated_deform_conv2d(x, offset, mask, weight, bias, 1, 1, 1, 1, 1)
+        args = [i[k] for k in ("x", "offset", "mask", "weight", "bias")]
+        out = torch.compile(fn, fullgraph=True, backend="aot_eager")(*args)
+        torch.testing.assert_close(out, fn(*args), rtol=1e-6, atol=1e-6)
+        print("ok")
+    """)
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    res = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0 and res.stdout.strip().endswith("ok"), res.stderr[-3000:]
+
+
+def test_the_compile_marker_is_what_torch_sets():
+    """mx_dcn marks its selection function as torch.compiler.assume_constant_result does, without
+    importing the compiler; if torch's decorator ever does more than set this attribute, this fails."""
+    import torch._dynamo  # noqa: F401  (the decorator's home)
+
+    def fn():
+        return 0
+
+    assert torch.compiler.assume_constant_result(fn) is fn
+    assert vars(fn) == {"_dynamo_marked_constant": True}
+    from mx_dcn import functional
+    assert getattr(functional._resolve_name_constant, "_dynamo_marked_constant", False) is True
 
 
 def test_public_api_under_torch_compile_fullgraph(backend):

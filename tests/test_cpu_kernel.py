@@ -317,6 +317,24 @@ def test_raw_op_rejects_bad_input_with_a_clear_error():
                                        [1, 1], [1, 1], [1, 1], 3, 1)
     with pytest.raises(TypeError, match="dtype"):
         torch.ops.mx_dcn.deform_conv2d(i["x"], i["offset"].double(), i["mask"], i["weight"], i["bias"], *op_args(case))
+    stride, padding, dilation, groups, dg = op_args(case)
+    bad = [  # (what is wrong, the arguments, the words the message must contain)
+        ("mask shape", dict(mask=i["mask"][:, :2]), r"mask: expected shape \(1, 9, 5, 5\)"),
+        ("bias shape", dict(bias=i["bias"][:2]), r"bias: expected shape \(3,\)"),
+        ("stride 0", dict(stride=[0, 1]), "stride: expected >= 1"),
+        ("negative padding", dict(padding=[-1, 1]), "padding: expected >= 0"),
+        ("dilation 0", dict(dilation=[1, 0]), "dilation: expected >= 1"),
+        ("deformable groups", dict(dg=3), "deformable_groups: expected a divisor of C_in=4"),
+        ("weight channels", dict(weight=i["weight"][:, :2]), r"weight: expected shape\[1\] == C_in/groups = 4"),
+        ("too small", dict(padding=[0, 0], dilation=[3, 3]), "input: too small for the kernel"),
+        ("x rank", dict(x=i["x"][0]), r"input: expected \(N, C, H, W\)"),
+    ]
+    for what, change, words in bad:
+        a = dict(x=i["x"], offset=i["offset"], mask=i["mask"], weight=i["weight"], bias=i["bias"], stride=stride,
+                 padding=padding, dilation=dilation, groups=groups, dg=dg)
+        a.update(change)
+        with pytest.raises(ValueError, match=words):
+            torch.ops.mx_dcn.deform_conv2d(*a.values())
 
 
 def test_tiles_smaller_than_an_image_give_the_same_answer():

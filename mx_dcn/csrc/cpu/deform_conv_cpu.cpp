@@ -30,6 +30,7 @@
 
 #include "cpu/buffer_cache.h"
 #include "cpu/kernels.h"
+#include "op_checks.h"
 #include "workspace_stats.h"
 
 namespace mx_dcn {
@@ -125,15 +126,7 @@ struct Args {
 Args check_args(const at::Tensor& input, const at::Tensor& offset, const std::optional<at::Tensor>& mask,
                 const at::Tensor& weight, const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
                 at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups, int64_t dg) {
-  TORCH_CHECK_VALUE(input.dim() == 4, "input: expected (N, C, H, W), got shape ", input.sizes());
-  TORCH_CHECK_VALUE(weight.dim() == 4, "weight: expected (C_out, C_in/groups, kh, kw), got shape ", weight.sizes());
-  TORCH_CHECK_VALUE(offset.dim() == 4, "offset: expected a 4-D tensor, got shape ", offset.sizes());
-  TORCH_CHECK_VALUE(stride.size() == 2 && padding.size() == 2 && dilation.size() == 2,
-                    "stride, padding, dilation: expected pairs");
-  TORCH_CHECK_VALUE(stride[0] >= 1 && stride[1] >= 1, "stride: expected >= 1, got ", stride);
-  TORCH_CHECK_VALUE(padding[0] >= 0 && padding[1] >= 0, "padding: expected >= 0, got ", padding);
-  TORCH_CHECK_VALUE(dilation[0] >= 1 && dilation[1] >= 1, "dilation: expected >= 1, got ", dilation);
-  TORCH_CHECK_VALUE(groups >= 1 && dg >= 1, "groups, deformable_groups: expected >= 1, got ", groups, ", ", dg);
+  const OpShape s = check_op_shape(input, weight, offset, stride, padding, dilation, groups, dg);
   const auto type = input.scalar_type();
   TORCH_CHECK_TYPE(at::isFloatingType(type), "input: expected a floating dtype, got ", type);
   auto same = [&](const at::Tensor& t, const char* name) {
@@ -145,16 +138,19 @@ Args check_args(const at::Tensor& input, const at::Tensor& offset, const std::op
   same(weight, "weight");
   if (mask) same(*mask, "mask");
   if (bias) same(*bias, "bias");
+  check_sampling_shapes(s, dg, offset, mask, bias);
 
   Args a;
   Geometry& g = a.g;
-  a.batch = input.size(0);
-  g.channels = input.size(1);
-  g.height = input.size(2);
-  g.width = input.size(3);
-  a.out_channels = weight.size(0);
-  g.kernel_h = weight.size(2);
-  g.kernel_w = weight.size(3);
+  a.batch = s.batch;
+  a.out_channels = s.out_channels;
+  g.channels = s.channels;
+  g.height = s.height;
+  g.width = s.width;
+  g.out_h = s.out_h;
+  g.out_w = s.out_w;
+  g.kernel_h = s.kernel_h;
+  g.kernel_w = s.kernel_w;
   g.stride_h = stride[0];
   g.stride_w = stride[1];
   g.pad_h = padding[0];
@@ -163,36 +159,11 @@ Args check_args(const at::Tensor& input, const at::Tensor& offset, const std::op
   g.dil_w = dilation[1];
   g.groups = groups;
   g.deformable_groups = dg;
-  // Floor division (C++ truncates a negative numerator toward zero, which would give 1, not 0).
-  const int64_t num_h = g.height + 2 * g.pad_h - g.dil_h * (g.kernel_h - 1) - 1;
-  const int64_t num_w = g.width + 2 * g.pad_w - g.dil_w * (g.kernel_w - 1) - 1;
-  g.out_h = num_h < 0 ? 0 : num_h / g.stride_h + 1;
-  g.out_w = num_w < 0 ? 0 : num_w / g.stride_w + 1;
-  TORCH_CHECK_VALUE(g.channels >= 1 && g.kernel_h >= 1 && g.kernel_w >= 1, "input/weight: empty channels or kernel");
-  TORCH_CHECK_VALUE(g.channels % groups == 0 && a.out_channels % groups == 0,
-                    "groups: expected a divisor of C_in=", g.channels, " and C_out=", a.out_channels, ", got ", groups);
-  TORCH_CHECK_VALUE(weight.size(1) == g.channels / groups, "weight: expected shape[1] == C_in/groups = ",
-                    g.channels / groups, ", got ", weight.size(1));
-  TORCH_CHECK_VALUE(g.channels % dg == 0, "deformable_groups: expected a divisor of C_in=", g.channels, ", got ", dg);
-  TORCH_CHECK_VALUE(g.out_h >= 1 && g.out_w >= 1, "input: too small for the kernel, output would be ", g.out_h,
-                    "x", g.out_w);
   TORCH_CHECK_VALUE((g.height * g.width + 1) < (int64_t(1) << 31), "input: H*W too large");
   // Undeformed sampling coordinates lie in [-pad, H + pad): the sampling plans compute them in 32 bits.
   TORCH_CHECK_VALUE(g.height + 2 * g.pad_h < (int64_t(1) << 31) && g.width + 2 * g.pad_w < (int64_t(1) << 31),
                     "padding: H + 2*pad_h and W + 2*pad_w must stay below 2^31, got ", g.height + 2 * g.pad_h,
                     " and ", g.width + 2 * g.pad_w);
-  const int64_t taps = dg * g.taps();
-  TORCH_CHECK_VALUE(offset.sizes() == at::IntArrayRef({a.batch, 2 * taps, g.out_h, g.out_w}),
-                    "offset: expected shape (", a.batch, ", ", 2 * taps, ", ", g.out_h, ", ", g.out_w, "), got ",
-                    offset.sizes());
-  if (mask) {
-    TORCH_CHECK_VALUE(mask->sizes() == at::IntArrayRef({a.batch, taps, g.out_h, g.out_w}), "mask: expected shape (",
-                      a.batch, ", ", taps, ", ", g.out_h, ", ", g.out_w, "), got ", mask->sizes());
-  }
-  if (bias) {
-    TORCH_CHECK_VALUE(bias->dim() == 1 && bias->size(0) == a.out_channels, "bias: expected shape (",
-                      a.out_channels, ",), got ", bias->sizes());
-  }
   return a;
 }
 

@@ -23,6 +23,7 @@
 
 #include "common/sampling.h"
 #include "mx_dcn_cuda/kernels.h"
+#include "op_checks.h"
 #include "workspace_stats.h"
 
 namespace mx_dcn {
@@ -72,12 +73,7 @@ at::Tensor kernel_layout(const at::Tensor& input) {
 Args check_args(const at::Tensor& input, const at::Tensor& offset, const std::optional<at::Tensor>& mask,
                 const at::Tensor& weight, const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
                 at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups, int64_t dg) {
-  TORCH_CHECK_VALUE(input.dim() == 4 && weight.dim() == 4 && offset.dim() == 4,
-                    "input, weight, offset: expected 4-D tensors, got ", input.sizes(), ", ", weight.sizes(), ", ",
-                    offset.sizes());
-  TORCH_CHECK_VALUE(stride.size() == 2 && padding.size() == 2 && dilation.size() == 2,
-                    "stride, padding, dilation: expected pairs");
-  TORCH_CHECK_VALUE(groups >= 1 && dg >= 1, "groups, deformable_groups: expected >= 1, got ", groups, ", ", dg);
+  const mx_dcn::OpShape s = mx_dcn::check_op_shape(input, weight, offset, stride, padding, dilation, groups, dg);
   const auto type = input.scalar_type();
   dtype_of(type);
   auto same = [&](const at::Tensor& t, const char* name) {
@@ -90,17 +86,18 @@ Args check_args(const at::Tensor& input, const at::Tensor& offset, const std::op
   same(weight, "weight");
   if (mask) same(*mask, "mask");
   if (bias) same(*bias, "bias");
+  mx_dcn::check_sampling_shapes(s, dg, offset, mask, bias);
 
   Args a;
   Geometry& g = a.g;
-  a.batch = input.size(0);
-  a.out_channels = weight.size(0);
+  a.batch = s.batch;
+  a.out_channels = s.out_channels;
   a.groups = groups;
-  g.channels = input.size(1);
-  g.height = input.size(2);
-  g.width = input.size(3);
-  g.kernel_h = weight.size(2);
-  g.kernel_w = weight.size(3);
+  g.channels = s.channels;
+  g.height = s.height;
+  g.width = s.width;
+  g.kernel_h = s.kernel_h;
+  g.kernel_w = s.kernel_w;
   g.stride_h = stride[0];
   g.stride_w = stride[1];
   g.pad_h = padding[0];
@@ -108,25 +105,9 @@ Args check_args(const at::Tensor& input, const at::Tensor& offset, const std::op
   g.dilation_h = dilation[0];
   g.dilation_w = dilation[1];
   g.deformable_groups = dg;
-  g.out_h = mx_dcn::conv_out_size(g.height, g.kernel_h, g.stride_h, g.pad_h, g.dilation_h);
-  g.out_w = mx_dcn::conv_out_size(g.width, g.kernel_w, g.stride_w, g.pad_w, g.dilation_w);
+  g.out_h = s.out_h;
+  g.out_w = s.out_w;
   g.batch = 1;
-  TORCH_CHECK_VALUE(g.channels % groups == 0 && a.out_channels % groups == 0 && weight.size(1) == g.channels / groups,
-                    "groups: inconsistent with C_in=", g.channels, ", C_out=", a.out_channels, ", weight ",
-                    weight.sizes());
-  TORCH_CHECK_VALUE(g.channels % dg == 0, "deformable_groups: expected a divisor of C_in=", g.channels, ", got ", dg);
-  const int64_t taps = dg * g.taps();
-  TORCH_CHECK_VALUE(offset.sizes() == at::IntArrayRef({a.batch, 2 * taps, g.out_h, g.out_w}),
-                    "offset: expected shape (", a.batch, ", ", 2 * taps, ", ", g.out_h, ", ", g.out_w, "), got ",
-                    offset.sizes());
-  if (mask) {
-    TORCH_CHECK_VALUE(mask->sizes() == at::IntArrayRef({a.batch, taps, g.out_h, g.out_w}), "mask: expected shape (",
-                      a.batch, ", ", taps, ", ", g.out_h, ", ", g.out_w, "), got ", mask->sizes());
-  }
-  if (bias) {
-    TORCH_CHECK_VALUE(bias->dim() == 1 && bias->size(0) == a.out_channels, "bias: expected shape (",
-                      a.out_channels, ",), got ", bias->sizes());
-  }
   const char* bad = mx_dcn_cuda::geometry_error(g);
   TORCH_CHECK_VALUE(std::strlen(bad) == 0, "deform_conv2d: ", bad);
   return a;

@@ -38,7 +38,7 @@ def _assume_constant_result(fn):
     """`torch.compiler.assume_constant_result(fn)` without importing torch._dynamo when it is not loaded
     yet: that import took ~2 s here, as much again as `import torch`, for every program that imports
     mx_dcn, compiling or not. The decorator only sets the attribute below, which the compiler reads when
-    it traces a call to fn (tests/test_cpu_kernel.py checks that torch's decorator still does just that)."""
+    it traces a call to fn (tests/test_foundation.py checks that torch's decorator still does just that)."""
     if "torch._dynamo" in sys.modules:
         return torch.compiler.assume_constant_result(fn)
     fn._dynamo_marked_constant = True

@@ -352,6 +352,25 @@ def test_tiles_smaller_than_an_image_give_the_same_answer():
             check(leaves[n].grad, grads[n], torch.float64, f"budget {budget} grad {n}")
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_small_images_share_rounds(dtype):
+    """Images of one tile run several per parallel round (up to 8 tiles, as the budget allows): 11
+    images of 5x5 make rounds of 8 and 3, with the next round's channels-last copies as tasks of the
+    current one (by bands in float32; bfloat16 converts through ATen). Offsets and masks that are not
+    contiguous are staged per image. Every image must match the oracle, whatever the budget: at 8 MiB
+    the spare room holds 3 images per round, at 1 MiB one (512 channels: ~100 KB per copy)."""
+    case = Case("small_images", 11, 512, 7, 7, 4, deformable_groups=2)
+    inputs = case.make_inputs(dtype=dtype, seed=4)
+    inputs["offset"] = inputs["offset"].transpose(2, 3).contiguous().transpose(2, 3)  # strided, same values
+    inputs["mask"] = inputs["mask"].transpose(2, 3).contiguous().transpose(2, 3)
+    assert not inputs["offset"].is_contiguous()
+    want = oracle_forward(**{n: t.double() for n, t in inputs.items()}, **case.args())
+    for budget in (256 << 20, 8 << 20, 1 << 20):
+        with workspace_budget(budget):
+            out = ops.deform_conv2d(*(inputs[n] for n in NAMES), *op_args(case))
+        check(out, want, dtype, f"budget {budget}")
+
+
 # --------------------------------------------------------------------------------------------
 # Determinism and memory
 
@@ -375,6 +394,7 @@ DETERMINISM_CASES = [
     Case("det_groups_dg", 2, 16, 20, 20, 8, groups=2, deformable_groups=4, stride=(2, 1)),
     Case("det_one_tile", 1, 8, 6, 7, 4),
     Case("det_c256", 1, 256, 16, 16, 64),
+    Case("det_small_images", 11, 8, 5, 5, 4),  # several images per round, two rounds
 ]
 
 

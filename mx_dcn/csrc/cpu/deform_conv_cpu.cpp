@@ -176,16 +176,25 @@ constexpr int64_t kMaxSlots = 8;
 constexpr int64_t kMinBalancedRows = 32;
 
 // Rows per tile: cache-sized, within what the budget leaves after the per-image buffers; then the tile
-// count rounded up to a multiple of kMaxSlots (short of tiles below kMinBalancedRows rows) and the tiles
-// made equal, so the threads finish an image together (2 threads and 5 tiles would leave one idle for
-// most of a tile: 10-17% of the forward here). A function of the problem only, never of the thread count.
+// count rounded up to a multiple of kMaxSlots, or where tiles would fall below kMinBalancedRows rows, of
+// the largest power of two below it that fits (2 tiles rather than 3 for a 100-pixel image), and the
+// tiles made equal, so that 1, 2, 4 or 8 threads finish an image together (2 threads and 5 tiles would
+// leave one idle for most of a tile: 10-17% of the forward here). A function of the problem only, never
+// of the thread count.
 int64_t tile_rows(int64_t pixels, int64_t cache_row_bytes, int64_t budget_row_bytes, int64_t fixed_bytes) {
   const int64_t cache_rows = std::max<int64_t>(32, tile_target_bytes() / std::max<int64_t>(1, cache_row_bytes));
   const int64_t budget_rows = (get_workspace_budget() - fixed_bytes) / std::max<int64_t>(1, budget_row_bytes);
   const int64_t max_rows = std::max<int64_t>(1, std::min({pixels, cache_rows, budget_rows}));
   const int64_t needed = (pixels + max_rows - 1) / max_rows;
-  const int64_t balanced = (needed + kMaxSlots - 1) / kMaxSlots * kMaxSlots;
-  const int64_t tiles = std::max(needed, std::min(balanced, pixels / kMinBalancedRows));
+  const int64_t most = pixels / kMinBalancedRows;
+  int64_t tiles = needed;
+  for (int64_t unit = kMaxSlots; unit >= 1; unit /= 2) {
+    const int64_t rounded = (needed + unit - 1) / unit * unit;
+    if (rounded <= most) {
+      tiles = rounded;
+      break;
+    }
+  }
   return (pixels + tiles - 1) / tiles;
 }
 
@@ -369,56 +378,87 @@ at::Tensor forward_impl(const Args& a, const at::Tensor& input, const at::Tensor
   at::Tensor bias_acc;
   if (bias) bias_acc = ws.hold(bias->to(acc).contiguous(), *bias);
   const bool direct = out.scalar_type() == acc;  // our transpose writes the output, else ATen's copy
-  // Two channels-last buffers when there are several images: the tasks of image n end with the
-  // bands of image n + 1's copy, so a thread done with its last tile takes a band instead of waiting
-  // for the other at the end of the image (and the copy costs no synchronisation of its own).
-  const int64_t buffers = N > 1 ? 2 : 1;
-  const int64_t fixed = buffers * (HW + 1) * C * sizeof(T) + 3 * K * g.deformable_groups * P * sizeof(T) +
-                        Cout * KCg * sizeof(T);
+  // Per image: its channels-last copy, and its offset and mask when they must be staged.
+  const int64_t copy_bytes = (HW + 1) * C * sizeof(T), stage_bytes = 3 * K * g.deformable_groups * P * sizeof(T);
+  const int64_t fixed = (N > 1 ? 2 : 1) * copy_bytes + stage_bytes + Cout * KCg * sizeof(T);
   // Sized for kMaxSlots tiles in flight (see kMaxSlots).
   const int64_t rows = tile_rows(P, KC * sizeof(T), kMaxSlots * (KC + Cout) * sizeof(T), fixed);
   const int64_t tiles = (P + rows - 1) / rows;
+  // Images are taken in rounds, one parallel region each. An image of fewer than kMaxSlots tiles (a
+  // small feature map) shares its round with the next ones, up to about kMaxSlots tiles, so that the
+  // threads are not left waiting while one of them runs the image's only tile (~35% of a (2,256,7,7)
+  // call was spent so). The buffers of the extra images come from what the budget leaves.
+  const int64_t spare = get_workspace_budget() - fixed - kMaxSlots * rows * (KC + Cout) * int64_t(sizeof(T));
+  const int64_t per_round = std::max<int64_t>(
+      1, std::min({N, (kMaxSlots + tiles - 1) / tiles, 1 + std::max<int64_t>(0, spare) / (2 * copy_bytes + stage_bytes)}));
+  const int64_t rounds = (N + per_round - 1) / per_round;
+  // Two sets of channels-last buffers when there are several rounds: the tasks of a round end with the
+  // bands of the next round's copies, so a thread done with its last tile takes a band instead of
+  // waiting for the others at the end of the round (and the copies cost no synchronisation of their own).
+  const int64_t sets = rounds > 1 ? 2 : 1;
 
   const bool by_bands = fills_by_bands<T>(input[0]);
   const SpatialBands bands(HW, C);
-  const int64_t max_tasks = tiles + (N > 1 && by_bands ? bands.count : 0);  // a tile may get any slot of these
-  at::Tensor x_cl = ws.empty({buffers, HW + 1, C}, acc);
+  // a tile may get any slot of these
+  const int64_t max_tasks = per_round * tiles + (rounds > 1 && by_bands ? per_round * bands.count : 0);
+  at::Tensor x_cl = ws.empty({sets * per_round, HW + 1, C}, acc);
   x_cl.select(1, HW).zero_();
+  // Image n's buffer: set (n / per_round) % sets, place n % per_round in it.
+  auto x_cl_index = [&](int64_t n) { return (n / per_round) % sets * per_round + n % per_round; };
+  T* const x_cl_data = x_cl.mutable_data_ptr<T>();
+  auto x_cl_ptr = [&](int64_t n) { return x_cl_data + x_cl_index(n) * (HW + 1) * C; };
+  const T* const input_data = by_bands ? input.const_data_ptr<T>() : nullptr;  // image n at n * stride(0)
   at::Tensor col = ws.empty({slots(max_tasks), rows, KC}, acc);
   at::Tensor out_tile = ws.empty({slots(max_tasks), rows, Cout}, acc);
-  at::Tensor off_stage, mask_stage;
+  std::vector<at::Tensor> off_stage(per_round), mask_stage(per_round);
 
-  fill_channels_last(x_cl[0], input[0], kern);
-  for (int64_t n = 0; n < N; ++n) {
-    const bool next = n + 1 < N;
-    const int64_t band_tasks = next && by_bands ? bands.count : 0;
-    T* next_x_cl = x_cl[(n + 1) % buffers].mutable_data_ptr<T>();
-    const T* next_image = band_tasks > 0 ? input[n + 1].const_data_ptr<T>() : nullptr;
-    const ImageInputs<T> in{x_cl[n % buffers].const_data_ptr<T>(), staged<T>(offset[n], off_stage, ws),
-                            mask ? staged<T>((*mask)[n], mask_stage, ws) : nullptr};
-    at::Tensor out_n = out[n].view({Cout, P});
-    run_tasks(tiles + band_tasks, [&](int64_t t, int64_t slot) {
-      if (t >= tiles) {
-        fill_channels_last_band(next_x_cl, next_image, C, HW, bands, t - tiles, kern);
+  // The copies of images [n0, n1): by bands on the thread pool when they fill by bands.
+  auto fill_images = [&](int64_t n0, int64_t n1) {
+    if (!by_bands) {
+      for (int64_t n = n0; n < n1; ++n) fill_channels_last(x_cl[x_cl_index(n)], input[n], kern);
+      return;
+    }
+    run_tasks((n1 - n0) * bands.count, [&](int64_t i, int64_t) {
+      const int64_t n = n0 + i / bands.count;
+      fill_channels_last_band(x_cl_ptr(n), input_data + n * input.stride(0), C, HW, bands, i % bands.count, kern);
+    });
+  };
+  fill_images(0, std::min(N, per_round));
+  for (int64_t r = 0; r < rounds; ++r) {
+    const int64_t n0 = r * per_round, n1 = std::min(N, n0 + per_round), images = n1 - n0;
+    const int64_t next_end = std::min(N, n1 + per_round);
+    const int64_t band_tasks = by_bands ? (next_end - n1) * bands.count : 0;
+    std::vector<ImageInputs<T>> in(images);
+    std::vector<T*> out_of(images);
+    for (int64_t j = 0; j < images; ++j) {
+      const int64_t n = n0 + j;
+      in[j] = ImageInputs<T>{x_cl_ptr(n), staged<T>(offset[n], off_stage[j], ws),
+                             mask ? staged<T>((*mask)[n], mask_stage[j], ws) : nullptr};
+      out_of[j] = direct ? out[n].mutable_data_ptr<T>() : nullptr;
+    }
+    run_tasks(images * tiles + band_tasks, [&](int64_t t, int64_t slot) {
+      if (t >= images * tiles) {
+        const int64_t band = t - images * tiles, n = n1 + band / bands.count;
+        fill_channels_last_band(x_cl_ptr(n), input_data + n * input.stride(0), C, HW, bands, band % bands.count, kern);
         return;
       }
-      const int64_t p0 = t * rows, len = std::min(rows, P - p0);
+      const int64_t j = t / tiles, p0 = t % tiles * rows, len = std::min(rows, P - p0);
       at::Tensor cols = col[slot].narrow(0, 0, len);
-      kern.im2col(g, in, p0, p0, p0 + len, cols.mutable_data_ptr<T>());
+      kern.im2col(g, in[j], p0, p0, p0 + len, cols.mutable_data_ptr<T>());
       at::Tensor tile = out_tile[slot].narrow(0, 0, len);
       for (int64_t grp = 0; grp < G; ++grp) {
         at::Tensor dst = tile.narrow(1, grp * Cog, Cog);
         at::mm_out(dst, cols.narrow(1, grp * KCg, KCg), wt[grp]);
       }
       if (direct) {  // the bias added on the way
-        kern.transpose(tile.const_data_ptr<T>(), Cout, out_n.mutable_data_ptr<T>() + p0, P, 0, Cout, 0, len,
+        kern.transpose(tile.const_data_ptr<T>(), Cout, out_of[j] + p0, P, 0, Cout, 0, len,
                        bias ? bias_acc.const_data_ptr<T>() : nullptr);
       } else {
         if (bias) tile.add_(bias_acc);
-        out_n.narrow(1, p0, len).copy_(tile.t());
+        out[n0 + j].view({Cout, P}).narrow(1, p0, len).copy_(tile.t());
       }
     });
-    if (next && !by_bands) fill_channels_last(x_cl[(n + 1) % buffers], input[n + 1], kern);
+    if (!by_bands) fill_images(n1, next_end);
   }
   return out;
 }

@@ -34,6 +34,9 @@ SHAPES: Dict[str, Dict[str, int]] = {
     "n8_c128_32x32": dict(n=8, c=128, h=32, w=32, c_out=128, stride=1, dilation=1),
     "s2_n2_c64_64x64": dict(n=2, c=64, h=64, w=64, c_out=64, stride=2, dilation=1),
     "d2_n2_c64_64x64": dict(n=2, c=64, h=64, w=64, c_out=64, stride=1, dilation=2),
+    # small feature maps with many channels (a detection head's ROI features, a late backbone stage)
+    "n2_c256_7x7": dict(n=2, c=256, h=7, w=7, c_out=256, stride=1, dilation=1),
+    "n1_c256_10x10": dict(n=1, c=256, h=10, w=10, c_out=256, stride=1, dilation=1),
 }
 # The shapes the performance targets are stated on (forward <= 1.5x, forward+backward <= 3x dense).
 TARGET_SHAPES = ("n2_c64_64x64", "n1_c256_32x32", "n6_c64_64x176", "n8_c128_32x32")

@@ -1,8 +1,9 @@
 // The CPU implementation of mx_dcn::deform_conv2d and mx_dcn::deform_conv2d_backward.
 //
-// One image at a time: a channels-last copy of the image (so a sample's four corners are four
-// contiguous channel vectors), then tiles of output pixels small enough for a core's cache, one tile
-// per task on the ATen thread pool (few synchronisations: the OS may take a core away at any time):
+// Image by image (the forward takes small images several at a time): a channels-last copy of the
+// image (so a sample's four corners are four contiguous channel vectors), then tiles of output pixels
+// small enough for a core's cache, one tile per task on the ATen thread pool (few synchronisations:
+// the OS may take a core away at any time):
 //   forward   columns of the tile (im2col) -> GEMM with the permuted weight into a pixel-major
 //             tile (tile rows x C_out: 10-25% faster in MKL than the C_out x rows product for
 //             C_out of 64-128), transposed into the output with the bias added on the way;

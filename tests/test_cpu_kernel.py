@@ -272,13 +272,17 @@ def test_empty_batch(dtype):
 
 
 def _layout_variants(t):
-    """The same values in other layouts: non-contiguous (a strided slice) and channels_last."""
+    """The same values in other layouts: non-contiguous (a strided slice of channels), every other image
+    of a larger batch (each image contiguous, the batch not), and channels_last."""
     wide = torch.zeros(t.shape[0], t.shape[1] * 2, *t.shape[2:], dtype=t.dtype)
     wide[:, ::2] = t
-    return {"sliced": wide[:, ::2], "channels_last": t.contiguous(memory_format=torch.channels_last)}
+    tall = torch.zeros(t.shape[0] * 2, *t.shape[1:], dtype=t.dtype)
+    tall[::2] = t
+    return {"sliced": wide[:, ::2], "batch_sliced": tall[::2],
+            "channels_last": t.contiguous(memory_format=torch.channels_last)}
 
 
-@pytest.mark.parametrize("layout", ["sliced", "channels_last"])
+@pytest.mark.parametrize("layout", ["sliced", "batch_sliced", "channels_last"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=str)
 def test_non_contiguous_and_channels_last(layout, dtype):
     case = Case("layouts", 2, 6, 7, 8, 4, groups=2, deformable_groups=3)

@@ -358,7 +358,8 @@ def test_tiles_smaller_than_an_image_give_the_same_answer():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
 def test_small_images_share_rounds(dtype):
-    """Images of one tile run several per parallel round (up to 8 tiles, as the budget allows): 11
+    """Images of one tile run several per parallel round (forward: up to 8 tiles, backward: 2, as the
+    budget allows): 11
     images of 5x5 make rounds of 8 and 3, with the next round's channels-last copies as tasks of the
     current one (by bands in float32; bfloat16 converts through ATen). Offsets and masks that are not
     contiguous are staged per image. Every image must match the oracle, whatever the budget: at 8 MiB
@@ -368,11 +369,15 @@ def test_small_images_share_rounds(dtype):
     inputs["offset"] = inputs["offset"].transpose(2, 3).contiguous().transpose(2, 3)  # strided, same values
     inputs["mask"] = inputs["mask"].transpose(2, 3).contiguous().transpose(2, 3)
     assert not inputs["offset"].is_contiguous()
-    want = oracle_forward(**{n: t.double() for n, t in inputs.items()}, **case.args())
+    want, grad_out, grads = oracle_pair(inputs, case)
     for budget in (256 << 20, 8 << 20, 1 << 20):
+        leaves = {n: t.detach().clone().requires_grad_(True) for n, t in inputs.items()}
         with workspace_budget(budget):
-            out = ops.deform_conv2d(*(inputs[n] for n in NAMES), *op_args(case))
+            out = ops.deform_conv2d(*(leaves[n] for n in NAMES), *op_args(case))
+            out.backward(grad_out.to(dtype))  # the backward pairs images of one tile per round
         check(out, want, dtype, f"budget {budget}")
+        for n in NAMES:
+            check(leaves[n].grad, grads[n], dtype, f"budget {budget} grad {n}")
 
 
 # --------------------------------------------------------------------------------------------

@@ -511,14 +511,22 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward_
                         (round_tiles + 2) * Cout * KCg * sizeof(T);
   const int64_t rows = tile_rows(P, KC * sizeof(T), round_tiles * std::max<int64_t>(row_bytes, 1), fixed);
   const int64_t tiles = (P + rows - 1) / rows;
-  const int64_t round = std::min(tiles, round_tiles);
+  // Images of fewer tiles than a round holds (small feature maps) share rounds, so that a round's tiles
+  // keep the threads busy (with one tile per image, one thread waited for the other through phase 1:
+  // ~40% of a (2,256,7,7) backward spinning); their extra buffers come from what the budget leaves.
+  const int64_t copy_bytes = (HW + 1) * C * sizeof(T);
+  const int64_t image_bytes = (need_xcl ? copy_bytes : 0) + (need_gx ? copy_bytes : 0) + (Cout + 3 * dg * K) * P * sizeof(T);
+  const int64_t spare = get_workspace_budget() - fixed - round_tiles * rows * std::max<int64_t>(row_bytes, 1);
+  const int64_t per_round = tiles >= round_tiles ? 1 : std::max<int64_t>(1, std::min({N, round_tiles / tiles,
+                                                                          1 + std::max<int64_t>(0, spare) / image_bytes}));
+  const int64_t round = std::min(per_round * tiles, round_tiles);
 
   at::Tensor x_cl, gx_cl, col, gcol, plans, gw_acc, gw_part;
   if (need_xcl) {
-    x_cl = ws.empty({HW + 1, C}, acc);
-    x_cl[HW].zero_();
+    x_cl = ws.empty({per_round, HW + 1, C}, acc);
+    x_cl.select(1, HW).zero_();
   }
-  if (need_gx) gx_cl = ws.empty({HW + 1, C}, acc);
+  if (need_gx) gx_cl = ws.empty({per_round, HW + 1, C}, acc);
   if (need_gw) {
     col = ws.empty({round * rows, KC}, acc);
     gw_acc = ws.empty({Cout, KCg}, acc);
@@ -530,76 +538,96 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward_
     plans = ws.empty({round, rows * plan_bytes}, at::kByte);
   }
   std::vector<double> gb_acc(need_gb ? Cout : 0, 0.0);
-  at::Tensor off_stage, mask_stage, go_stage, goff_stage, gmask_stage;
-  if (!direct && need_goff) goff_stage = ws.empty({2 * dg * K, g.out_h, g.out_w}, acc);
-  if (!direct && need_gmask) gmask_stage = ws.empty({dg * K, g.out_h, g.out_w}, acc);
+  std::vector<at::Tensor> off_stage(per_round), mask_stage(per_round), go_stage(per_round);
+  at::Tensor goff_stage, gmask_stage;
+  if (!direct && need_goff) goff_stage = ws.empty({per_round, 2 * dg * K, g.out_h, g.out_w}, acc);
+  if (!direct && need_gmask) gmask_stage = ws.empty({per_round, dg * K, g.out_h, g.out_w}, acc);
   // Phase-2 work units, fixed whatever the thread count: channel blocks of the scatter (>= 16
   // channels, a vector's worth) and blocks of 16 output channels of the grad-weight GEMM.
   const int64_t cblock = std::max<int64_t>(16, (C / (2 * at::get_num_threads()) + 15) / 16 * 16);
   const int64_t n_cblocks = need_gx ? (C + cblock - 1) / cblock : 0;
   const int64_t oblock = 16, n_oblocks = need_gw ? (Cout + oblock - 1) / oblock : 0;
 
-  for (int64_t n = 0; n < N; ++n) {
-    if (need_xcl) fill_channels_last(x_cl, input[n], kern);
-    if (need_gx) gx_cl.zero_();
-    const ImageInputs<T> in{need_xcl ? x_cl.const_data_ptr<T>() : nullptr, staged<T>(offset[n], off_stage, ws),
-                            mask ? staged<T>((*mask)[n], mask_stage, ws) : nullptr};
-    const T* go_ptr = staged<T>(grad_out[n], go_stage, ws);
-    const at::Tensor go_n = at::from_blob(const_cast<T*>(go_ptr), {Cout, P}, at::TensorOptions().dtype(acc));
-    T* goff_ptr = !need_goff ? nullptr : direct ? grad_offset[n].mutable_data_ptr<T>() : goff_stage.mutable_data_ptr<T>();
-    T* gmask_ptr = !need_gmask ? nullptr : direct ? grad_mask[n].mutable_data_ptr<T>() : gmask_stage.mutable_data_ptr<T>();
+  for (int64_t n0 = 0; n0 < N; n0 += per_round) {
+    const int64_t images = std::min(per_round, N - n0);
+    std::vector<ImageInputs<T>> in(images);
+    std::vector<const T*> go_ptr(images);
+    std::vector<at::Tensor> go_n(images);
+    std::vector<T*> goff_ptr(images, nullptr), gmask_ptr(images, nullptr);
+    for (int64_t j = 0; j < images; ++j) {
+      const int64_t n = n0 + j;
+      if (need_xcl) fill_channels_last(x_cl[j], input[n], kern);
+      if (need_gx) gx_cl[j].zero_();
+      in[j] = ImageInputs<T>{need_xcl ? x_cl[j].const_data_ptr<T>() : nullptr, staged<T>(offset[n], off_stage[j], ws),
+                             mask ? staged<T>((*mask)[n], mask_stage[j], ws) : nullptr};
+      go_ptr[j] = staged<T>(grad_out[n], go_stage[j], ws);
+      go_n[j] = at::from_blob(const_cast<T*>(go_ptr[j]), {Cout, P}, at::TensorOptions().dtype(acc));
+      if (need_goff) goff_ptr[j] = direct ? grad_offset[n].mutable_data_ptr<T>() : goff_stage[j].mutable_data_ptr<T>();
+      if (need_gmask) gmask_ptr[j] = direct ? grad_mask[n].mutable_data_ptr<T>() : gmask_stage[j].mutable_data_ptr<T>();
+    }
 
-    for (int64_t t0 = 0; t0 < tiles; t0 += round) {
-      const int64_t count = std::min(round, tiles - t0);
-      const int64_t r0 = t0 * rows;  // the round's first pixel
-      // The first round also sums grad bias, by blocks of output channels (one fewer pool wake-up).
-      const int64_t bias_tasks = (need_gb && t0 == 0) ? (Cout + oblock - 1) / oblock : 0;
+    // The group's tiles, image by image, in rounds; unit u is tile u % tiles of image u / tiles.
+    const int64_t units = images * tiles;
+    for (int64_t u0 = 0; u0 < units; u0 += round) {
+      const int64_t count = std::min(round, units - u0);
+      // Images whose first tile is in this round also sum their grad bias, by blocks of output channels
+      // (one fewer pool wake-up), image by image.
+      const int64_t j_first = (u0 + tiles - 1) / tiles, j_end = (u0 + count + tiles - 1) / tiles;
+      const int64_t bias_tasks = need_gb && j_first < j_end ? (Cout + oblock - 1) / oblock : 0;
       run_tasks(count + bias_tasks, [&](int64_t s, int64_t) {
         if (s >= count) {
           for (int64_t o = (s - count) * oblock; o < std::min(Cout, (s - count + 1) * oblock); ++o) {
-            double sum = 0;
-            for (int64_t p = 0; p < P; ++p) sum += static_cast<double>(go_ptr[o * P + p]);
-            gb_acc[o] += sum;
+            for (int64_t j = j_first; j < j_end; ++j) {
+              double sum = 0;
+              for (int64_t p = 0; p < P; ++p) sum += static_cast<double>(go_ptr[j][o * P + p]);
+              gb_acc[o] += sum;
+            }
           }
           return;
         }
-        const int64_t p0 = r0 + s * rows, len = std::min(rows, P - p0);
+        const int64_t j = (u0 + s) / tiles, p0 = (u0 + s) % tiles * rows, len = std::min(rows, P - p0);
         if (need_gw) {  // this tile's grad weight, while its columns are in cache
           at::Tensor cols = col.narrow(0, s * rows, len);
-          kern.im2col(g, in, p0, p0, p0 + len, cols.mutable_data_ptr<T>());
+          kern.im2col(g, in[j], p0, p0, p0 + len, cols.mutable_data_ptr<T>());
           for (int64_t grp = 0; grp < G; ++grp) {
             at::Tensor dst = gw_part[s].narrow(0, grp * Cog, Cog);
-            at::mm_out(dst, go_n.narrow(0, grp * Cog, Cog).narrow(1, p0, len), cols.narrow(1, grp * KCg, KCg));
+            at::mm_out(dst, go_n[j].narrow(0, grp * Cog, Cog).narrow(1, p0, len), cols.narrow(1, grp * KCg, KCg));
           }
         }
         if (!need_gcol) return;
         at::Tensor gcols = gcol[s].narrow(0, 0, len);
         for (int64_t grp = 0; grp < G; ++grp) {
           at::Tensor dst = gcols.narrow(1, grp * KCg, KCg);
-          at::mm_out(dst, go_n.narrow(0, grp * Cog, Cog).narrow(1, p0, len).t(), wmat.narrow(0, grp * Cog, Cog));
+          at::mm_out(dst, go_n[j].narrow(0, grp * Cog, Cog).narrow(1, p0, len).t(), wmat.narrow(0, grp * Cog, Cog));
         }
-        kern.grad_coords(g, in, gcols.const_data_ptr<T>(), p0, p0, p0 + len, goff_ptr, gmask_ptr,
+        kern.grad_coords(g, in[j], gcols.const_data_ptr<T>(), p0, p0, p0 + len, goff_ptr[j], gmask_ptr[j],
                          reinterpret_cast<ScatterPlan<T>*>(plans[s].mutable_data_ptr<uint8_t>()));
       });
-      run_tasks(n_cblocks + n_oblocks, [&](int64_t task, int64_t) {
-        if (task < n_cblocks) {  // grad x, channels [cb, ce), tiles in order
-          const int64_t cb = task * cblock, ce = std::min(C, cb + cblock);
+      // The images this round's tiles belong to: [u0 / tiles, (u0 + count - 1) / tiles].
+      const int64_t j_lo = u0 / tiles, j_count = (u0 + count - 1) / tiles - j_lo + 1;
+      run_tasks(n_cblocks * j_count + n_oblocks, [&](int64_t task, int64_t) {
+        if (task < n_cblocks * j_count) {  // grad x of one image, channels [cb, ce), its tiles in order
+          const int64_t j = j_lo + task / n_cblocks, cb = task % n_cblocks * cblock, ce = std::min(C, cb + cblock);
           for (int64_t s = 0; s < count; ++s) {
-            const int64_t len = std::min(rows, P - (r0 + s * rows));
+            if ((u0 + s) / tiles != j) continue;
+            const int64_t len = std::min(rows, P - (u0 + s) % tiles * rows);
             kern.scatter_grad_x(g, reinterpret_cast<const ScatterPlan<T>*>(plans[s].const_data_ptr<uint8_t>()),
-                                gcol[s].const_data_ptr<T>(), len, cb, ce, gx_cl.mutable_data_ptr<T>());
+                                gcol[s].const_data_ptr<T>(), len, cb, ce, gx_cl[j].mutable_data_ptr<T>());
           }
           return;
         }
         // grad weight rows [o0, o0 + oblock) += the round's per-tile parts, in tile order
-        const int64_t o0 = (task - n_cblocks) * oblock, olen = std::min(oblock, Cout - o0);
+        const int64_t o0 = (task - n_cblocks * j_count) * oblock, olen = std::min(oblock, Cout - o0);
         at::Tensor dst = gw_acc.narrow(0, o0, olen);
         for (int64_t s = 0; s < count; ++s) dst.add_(gw_part[s].narrow(0, o0, olen));
       });
     }
-    if (need_gx) store_channels_first(grad_input[n], gx_cl, kern);
-    if (!direct && need_goff) grad_offset[n].copy_(goff_stage);
-    if (!direct && need_gmask) grad_mask[n].copy_(gmask_stage);
+    for (int64_t j = 0; j < images; ++j) {
+      const int64_t n = n0 + j;
+      if (need_gx) store_channels_first(grad_input[n], gx_cl[j], kern);
+      if (!direct && need_goff) grad_offset[n].copy_(goff_stage[j]);
+      if (!direct && need_gmask) grad_mask[n].copy_(gmask_stage[j]);
+    }
   }
 
   at::Tensor grad_weight = none(), grad_bias = none();

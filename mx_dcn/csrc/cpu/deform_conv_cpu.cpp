@@ -1,6 +1,6 @@
 // The CPU implementation of mx_dcn::deform_conv2d and mx_dcn::deform_conv2d_backward.
 //
-// Image by image (the forward takes small images several at a time): a channels-last copy of the
+// Image by image (small images several at a time): a channels-last copy of the
 // image (so a sample's four corners are four contiguous channel vectors), then tiles of output pixels
 // small enough for a core's cache, one tile per task on the ATen thread pool (few synchronisations:
 // the OS may take a core away at any time):

@@ -55,8 +55,9 @@ inline OpShape check_op_shape(const at::Tensor& input, const at::Tensor& weight,
 inline void check_sampling_shapes(const OpShape& s, int64_t dg, const at::Tensor& offset,
                                   const std::optional<at::Tensor>& mask, const std::optional<at::Tensor>& bias) {
   const int64_t taps = dg * s.kernel_h * s.kernel_w;
-  TORCH_CHECK_VALUE(offset.sizes() == at::IntArrayRef({s.batch, 2 * taps, s.out_h, s.out_w}), "offset: expected shape (",
-                    s.batch, ", ", 2 * taps, ", ", s.out_h, ", ", s.out_w, "), got ", offset.sizes());
+  TORCH_CHECK_VALUE(offset.sizes() == at::IntArrayRef({s.batch, 2 * taps, s.out_h, s.out_w}),
+                    "offset: expected shape (", s.batch, ", ", 2 * taps, ", ", s.out_h, ", ", s.out_w, "), got ",
+                    offset.sizes());
   if (mask) {
     TORCH_CHECK_VALUE(mask->sizes() == at::IntArrayRef({s.batch, taps, s.out_h, s.out_w}), "mask: expected shape (",
                       s.batch, ", ", taps, ", ", s.out_h, ", ", s.out_w, "), got ", mask->sizes());

@@ -199,6 +199,15 @@ int64_t tile_rows(int64_t pixels, int64_t cache_row_bytes, int64_t budget_row_by
   return (pixels + tiles - 1) / tiles;
 }
 
+// Images per parallel round when an image has `tiles` tiles: one, or for a small image enough of them
+// to make `target` tiles, at most `batch`, and no more extra images than `spare` bytes of the budget
+// hold at `image_bytes` each.
+int64_t images_per_round(int64_t batch, int64_t tiles, int64_t target, int64_t spare, int64_t image_bytes) {
+  if (tiles >= target) return 1;
+  const int64_t fit = 1 + std::max<int64_t>(0, spare) / std::max<int64_t>(1, image_bytes);
+  return std::max<int64_t>(1, std::min({batch, (target + tiles - 1) / tiles, fit}));
+}
+
 // Per-image view of `t` as a contiguous (rows, P) matrix of type T: the tensor itself when it
 // already is one, else a copy in `stage` (allocated on first use).
 template <typename T>
@@ -390,8 +399,7 @@ at::Tensor forward_impl(const Args& a, const at::Tensor& input, const at::Tensor
   // threads are not left waiting while one of them runs the image's only tile (~35% of a (2,256,7,7)
   // call was spent so). The buffers of the extra images come from what the budget leaves.
   const int64_t spare = get_workspace_budget() - fixed - kMaxSlots * rows * (KC + Cout) * int64_t(sizeof(T));
-  const int64_t per_round = std::max<int64_t>(
-      1, std::min({N, (kMaxSlots + tiles - 1) / tiles, 1 + std::max<int64_t>(0, spare) / (2 * copy_bytes + stage_bytes)}));
+  const int64_t per_round = images_per_round(N, tiles, kMaxSlots, spare, 2 * copy_bytes + stage_bytes);
   const int64_t rounds = (N + per_round - 1) / per_round;
   // Two sets of channels-last buffers when there are several rounds: the tasks of a round end with the
   // bands of the next round's copies, so a thread done with its last tile takes a band instead of
@@ -515,10 +523,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward_
   // keep the threads busy (with one tile per image, one thread waited for the other through phase 1:
   // ~40% of a (2,256,7,7) backward spinning); their extra buffers come from what the budget leaves.
   const int64_t copy_bytes = (HW + 1) * C * sizeof(T);
-  const int64_t image_bytes = (need_xcl ? copy_bytes : 0) + (need_gx ? copy_bytes : 0) + (Cout + 3 * dg * K) * P * sizeof(T);
+  const int64_t image_bytes =
+      (need_xcl ? copy_bytes : 0) + (need_gx ? copy_bytes : 0) + (Cout + 3 * dg * K) * P * sizeof(T);
   const int64_t spare = get_workspace_budget() - fixed - round_tiles * rows * std::max<int64_t>(row_bytes, 1);
-  const int64_t per_round = tiles >= round_tiles ? 1 : std::max<int64_t>(1, std::min({N, round_tiles / tiles,
-                                                                          1 + std::max<int64_t>(0, spare) / image_bytes}));
+  const int64_t per_round = images_per_round(N, tiles, round_tiles, spare, image_bytes);
   const int64_t round = std::min(per_round * tiles, round_tiles);
 
   at::Tensor x_cl, gx_cl, col, gcol, plans, gw_acc, gw_part;

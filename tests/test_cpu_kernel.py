@@ -359,11 +359,11 @@ def test_tiles_smaller_than_an_image_give_the_same_answer():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
 def test_small_images_share_rounds(dtype):
     """Images of one tile run several per parallel round (forward: up to 8 tiles, backward: 2, as the
-    budget allows): 11
-    images of 5x5 make rounds of 8 and 3, with the next round's channels-last copies as tasks of the
-    current one (by bands in float32; bfloat16 converts through ATen). Offsets and masks that are not
-    contiguous are staged per image. Every image must match the oracle, whatever the budget: at 8 MiB
-    the spare room holds 3 images per round, at 1 MiB one (512 channels: ~100 KB per copy)."""
+    budget allows): 11 images of 7x7 make forward rounds of 8 and 3 at 256 MiB, with the next round's
+    channels-last copies as tasks of the current one (by bands in float32; bfloat16 converts through
+    ATen). Offsets and masks that are not contiguous are staged per image. Every image must match the
+    oracle, whatever the budget: at 8 MiB the spare room holds 5 images per forward round, at 1 MiB one
+    (512 channels: ~100 KB per copy; counts seen with a temporary print in the kernel)."""
     case = Case("small_images", 11, 512, 7, 7, 4, deformable_groups=2)
     inputs = case.make_inputs(dtype=dtype, seed=4)
     inputs["offset"] = inputs["offset"].transpose(2, 3).contiguous().transpose(2, 3)  # strided, same values

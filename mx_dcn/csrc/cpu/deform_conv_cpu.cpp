@@ -421,16 +421,18 @@ at::Tensor forward_impl(const Args& a, const at::Tensor& input, const at::Tensor
   at::Tensor out_tile = ws.empty({slots(max_tasks), rows, Cout}, acc);
   std::vector<at::Tensor> off_stage(per_round), mask_stage(per_round);
 
+  // Band task i of the copies of images n0, n0 + 1, ...: band i % bands.count of image n0 + i / bands.count.
+  auto copy_band = [&](int64_t n0, int64_t i) {
+    const int64_t n = n0 + i / bands.count;
+    fill_channels_last_band(x_cl_ptr(n), input_data + n * input.stride(0), C, HW, bands, i % bands.count, kern);
+  };
   // The copies of images [n0, n1): by bands on the thread pool when they fill by bands.
   auto fill_images = [&](int64_t n0, int64_t n1) {
     if (!by_bands) {
       for (int64_t n = n0; n < n1; ++n) fill_channels_last(x_cl[x_cl_index(n)], input[n], kern);
       return;
     }
-    run_tasks((n1 - n0) * bands.count, [&](int64_t i, int64_t) {
-      const int64_t n = n0 + i / bands.count;
-      fill_channels_last_band(x_cl_ptr(n), input_data + n * input.stride(0), C, HW, bands, i % bands.count, kern);
-    });
+    run_tasks((n1 - n0) * bands.count, [&](int64_t i, int64_t) { copy_band(n0, i); });
   };
   fill_images(0, std::min(N, per_round));
   for (int64_t r = 0; r < rounds; ++r) {
@@ -446,9 +448,8 @@ at::Tensor forward_impl(const Args& a, const at::Tensor& input, const at::Tensor
       out_of[j] = direct ? out[n].mutable_data_ptr<T>() : nullptr;
     }
     run_tasks(images * tiles + band_tasks, [&](int64_t t, int64_t slot) {
-      if (t >= images * tiles) {
-        const int64_t band = t - images * tiles, n = n1 + band / bands.count;
-        fill_channels_last_band(x_cl_ptr(n), input_data + n * input.stride(0), C, HW, bands, band % bands.count, kern);
+      if (t >= images * tiles) {  // the next round's copies
+        copy_band(n1, t - images * tiles);
         return;
       }
       const int64_t j = t / tiles, p0 = t % tiles * rows, len = std::min(rows, P - p0);

@@ -21,7 +21,6 @@
 #include <optional>
 #include <tuple>
 
-#include "common/sampling.h"
 #include "mx_dcn_cuda/kernels.h"
 #include "op_checks.h"
 #include "workspace_stats.h"

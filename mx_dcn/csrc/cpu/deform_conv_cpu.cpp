@@ -240,6 +240,18 @@ class SingleThreadBlas {
   int previous_;
 };
 
+// dst = a b (2-d, of type T): the kernel set's own GEMM where it has one and the operands' rows are
+// contiguous (b, dst), else the BLAS (at::mm_out). Called inside tasks: one thread each.
+template <typename T>
+void matmul(const KernelTable<T>& kern, at::Tensor dst, const at::Tensor& a, const at::Tensor& b) {
+  if (kern.gemm != nullptr && b.stride(1) == 1 && dst.stride(1) == 1) {
+    kern.gemm(a.size(0), b.size(1), a.size(1), a.const_data_ptr<T>(), a.stride(0), a.stride(1), b.const_data_ptr<T>(),
+              b.stride(0), dst.mutable_data_ptr<T>(), dst.stride(0));
+    return;
+  }
+  at::mm_out(dst, a, b);
+}
+
 // Runs task(i, slot) for i in [0, count) on the ATen thread pool; slot (< slots(count)) names the
 // buffers the task may use: tasks running at the same time never share a slot.
 int64_t slots(int64_t count) { return std::max<int64_t>(1, std::min<int64_t>(count, at::get_num_threads())); }
@@ -458,7 +470,7 @@ at::Tensor forward_impl(const Args& a, const at::Tensor& input, const at::Tensor
       at::Tensor tile = out_tile[slot].narrow(0, 0, len);
       for (int64_t grp = 0; grp < G; ++grp) {
         at::Tensor dst = tile.narrow(1, grp * Cog, Cog);
-        at::mm_out(dst, cols.narrow(1, grp * KCg, KCg), wt[grp]);
+        matmul(kern, dst, cols.narrow(1, grp * KCg, KCg), wt[grp]);
       }
       if (direct) {  // the bias added on the way
         kern.transpose(tile.const_data_ptr<T>(), Cout, out_of[j] + p0, P, 0, Cout, 0, len,
@@ -600,14 +612,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward_
           kern.im2col(g, in[j], p0, p0, p0 + len, cols.mutable_data_ptr<T>());
           for (int64_t grp = 0; grp < G; ++grp) {
             at::Tensor dst = gw_part[s].narrow(0, grp * Cog, Cog);
-            at::mm_out(dst, go_n[j].narrow(0, grp * Cog, Cog).narrow(1, p0, len), cols.narrow(1, grp * KCg, KCg));
+            matmul(kern, dst, go_n[j].narrow(0, grp * Cog, Cog).narrow(1, p0, len), cols.narrow(1, grp * KCg, KCg));
           }
         }
         if (!need_gcol) return;
         at::Tensor gcols = gcol[s].narrow(0, 0, len);
         for (int64_t grp = 0; grp < G; ++grp) {
           at::Tensor dst = gcols.narrow(1, grp * KCg, KCg);
-          at::mm_out(dst, go_n[j].narrow(0, grp * Cog, Cog).narrow(1, p0, len).t(), wmat.narrow(0, grp * Cog, Cog));
+          matmul(kern, dst, go_n[j].narrow(0, grp * Cog, Cog).narrow(1, p0, len).t(), wmat.narrow(0, grp * Cog, Cog));
         }
         kern.grad_coords(g, in[j], gcols.const_data_ptr<T>(), p0, p0, p0 + len, goff_ptr[j], gmask_ptr[j],
                          reinterpret_cast<ScatterPlan<T>*>(plans[s].mutable_data_ptr<uint8_t>()));

@@ -1,7 +1,8 @@
 // The CPU sampling kernels of mx_dcn: framework-free loops on raw pointers, compiled once per
 // instruction set (sampling_{base,avx2,avx512}.cpp include kernels_impl.inc) and picked at run time,
 // so one wheel is fast on every x86-64 machine. The ATen driver (deform_conv_cpu.cpp) chunks the
-// work, runs these in at::parallel_for and does the matrix products with at::mm.
+// work, runs these in at::parallel_for and does the matrix products with the set's `gemm` where it
+// has one (float32 in the avx512 set, gemm_avx512.cpp), else with at::mm (the BLAS torch links).
 //
 // Layouts (one image at a time):
 //   x_cl       (H*W + 1, C): channels-last copy of the image; the extra last row is zeros and is
@@ -67,6 +68,10 @@ struct KernelTable {
   // Rows [r_begin, r_end) (in the order c * taps + k) of one conv group's forward GEMM weight
   // wt (taps * cg, cog), wt[k * cg + c][o] = w[o][c][k], from w (cog, cg, taps) contiguous.
   void (*gemm_weight)(const T* w, int64_t cog, int64_t cg, int64_t taps, int64_t r_begin, int64_t r_end, T* wt);
+  // C (M x N, rows ldc apart) = A B, with A's element (i, k) at A[i * a_rs + k * a_cs] and B row-major
+  // (rows ldb apart); each element summed in k order. nullptr where the set has none.
+  void (*gemm)(int64_t M, int64_t N, int64_t K, const T* A, int64_t a_rs, int64_t a_cs, const T* B, int64_t ldb,
+               T* C, int64_t ldc);
 };
 
 struct KernelSet {
@@ -82,6 +87,10 @@ const KernelSet& kernels();
 const KernelSet& kernels_base();
 const KernelSet& kernels_avx2();
 const KernelSet& kernels_avx512();
+
+// KernelTable::gemm of the avx512 set for float32 (gemm_avx512.cpp).
+void gemm_f32_avx512(int64_t M, int64_t N, int64_t K, const float* A, int64_t a_rs, int64_t a_cs, const float* B,
+                     int64_t ldb, float* C, int64_t ldc);
 
 }  // namespace cpu
 }  // namespace mx_dcn

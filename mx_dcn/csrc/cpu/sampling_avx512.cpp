@@ -18,7 +18,11 @@ namespace mx_dcn {
 namespace cpu {
 
 const KernelSet& kernels_avx512() {
-  static const KernelSet set{"avx512", make_table<float>(), make_table<double>()};
+  static const KernelSet set = [] {
+    KernelSet s{"avx512", make_table<float>(), make_table<double>()};
+    s.f32.gemm = &gemm_f32_avx512;
+    return s;
+  }();
   return set;
 }
 

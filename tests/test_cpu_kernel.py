@@ -341,6 +341,28 @@ def test_raw_op_rejects_bad_input_with_a_clear_error():
             torch.ops.mx_dcn.deform_conv2d(*a.values())
 
 
+GEMM_EDGE_CASES = [
+    # 117 pixels (19 blocks of 6 rows + 3), C_out 100 = a 64-column block + 2 vectors + 4 columns
+    Case("gemm_cout100", 2, 20, 9, 13, 100),
+    # two conv groups of 50 output channels (3 vectors + 2 columns), 24 input channels (K*Cg = 108)
+    Case("gemm_groups_cout50", 1, 48, 7, 11, 100, groups=2, deformable_groups=2),
+]
+
+
+@pytest.mark.parametrize("case", GEMM_EDGE_CASES, ids=lambda c: c.name)
+def test_matrix_product_edges(case):
+    """The matrix products (float32: the avx512 set's own GEMM where the CPU has it) on partial register
+    blocks: rows not a multiple of 6, column blocks ending in a partial vector, conv groups."""
+    inputs = case.make_inputs(dtype=torch.float32, seed=11)
+    want, grad_out, grads = oracle_pair(inputs, case)
+    leaves = {n: t.requires_grad_(True) for n, t in inputs.items()}
+    out = run_op(leaves, case)
+    check(out, want, torch.float32, f"{case.name} output")
+    out.backward(grad_out.float())
+    for n in NAMES:
+        check(leaves[n].grad, grads[n], torch.float32, f"{case.name} grad {n}")
+
+
 def test_tiles_smaller_than_an_image_give_the_same_answer():
     """A tight workspace budget forces many small tiles; the result must not change beyond rounding."""
     case = Case("tiles", 2, 16, 40, 40, 8, deformable_groups=2, groups=2)

@@ -200,7 +200,7 @@ def format_table(results: List[dict]) -> str:
             f"{num(r['dense_fwd_faults'], '14.0f'):>14}{num(r['mxdcn_fwd_faults'], '11.0f'):>11}")
     from mx_dcn import ops
     lines.append(f"times in ms (median of rounds), fp32, 3x3, {torch.get_num_threads()} threads, torch {torch.__version__}, "
-                 f"sampling kernels: {ops.load().kernel_isa()}; ratio = mx_dcn / dense "
+                 f"sampling kernels: {ops.load().kernel_isa()}, GEMM: {ops.load().kernel_gemm()}; ratio = mx_dcn / dense "
                  f"conv, median of the per-round ratios (targets: forward <= {FWD_TARGET}, forward+backward <= {FWDBWD_TARGET}); "
                  "x = speed-up over torchvision ('-': torchvision not importable); faults = minor page faults "
                  "per forward call (median)")

@@ -99,10 +99,11 @@ def _isa_supported(isa):
     return all(f" {f}" in flags for f in need)
 
 
-@pytest.mark.parametrize("isa", ["base", "avx2", "avx512"])
-def test_every_instruction_set_variant(isa):
-    """The kernels are compiled per instruction set and chosen at run time; force each variant in a
-    fresh process and check it on the whole case suite (float32 and float64)."""
+@pytest.mark.parametrize("isa,gemm", [("base", "blas"), ("avx2", "blas"), ("avx512", "own"), ("avx512", "blas")])
+def test_every_instruction_set_variant(isa, gemm):
+    """The kernels are compiled per instruction set and chosen at run time, and the float32 matrix products
+    run on mx_dcn's AVX-512 GEMM or the BLAS; force each variant in a fresh process and check it on the
+    whole case suite (float32 and float64)."""
     if isa != "base" and not _isa_supported(isa):
         pytest.skip(f"this CPU lacks {isa}")
     script = textwrap.dedent("""
@@ -130,14 +131,24 @@ def test_every_instruction_set_variant(isa):
                     ok, err, allowed = within_tolerance(got, torch.as_tensor(ref), dtype)
                     if not ok:
                         bad.append(f"{dtype} {case.name} {name}: {err:.2e} > {allowed:.2e}")
-        print(json.dumps({"isa": mod.kernel_isa(), "bad": bad}))
+        print(json.dumps({"isa": mod.kernel_isa(), "gemm": mod.kernel_gemm(), "bad": bad}))
     """)
-    env = dict(os.environ, MX_DCN_CPU_ISA=isa, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env = dict(os.environ, MX_DCN_CPU_ISA=isa, MX_DCN_CPU_GEMM=gemm,
+               PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     res = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
     report = json.loads(res.stdout.strip().splitlines()[-1])
     assert report["isa"] == isa
+    assert report["gemm"] == gemm
     assert report["bad"] == []
+
+
+def test_unknown_gemm_choice_is_a_clear_error():
+    script = "import torch, mx_dcn; mx_dcn.ops.load().kernel_gemm()"
+    env = dict(os.environ, MX_DCN_CPU_GEMM="fast", PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    res = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode != 0
+    assert "MX_DCN_CPU_GEMM=fast: expected own or blas" in res.stderr
 
 
 # --------------------------------------------------------------------------------------------

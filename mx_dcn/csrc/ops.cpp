@@ -38,4 +38,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("release_workspace_cache", &mx_dcn::cpu::release_workspace_cache,
         "Frees the CPU workspace buffers kept between calls.");
   m.def("kernel_isa", &mx_dcn::kernel_isa, "Instruction set the CPU sampling kernels dispatched to.");
+  m.def("kernel_gemm", &mx_dcn::kernel_gemm,
+        "Who runs the CPU kernel's float32 matrix products: 'own' (mx_dcn's AVX-512 GEMM) or 'blas'.");
 }

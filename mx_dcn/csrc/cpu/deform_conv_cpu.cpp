@@ -240,11 +240,30 @@ class SingleThreadBlas {
   int previous_;
 };
 
-// dst = a b (2-d, of type T): the kernel set's own GEMM where it has one and the operands' rows are
-// contiguous (b, dst), else the BLAS (at::mm_out). Called inside tasks: one thread each.
+// Whether the matrix products use the kernel set's own GEMM where it has one (float32, avx512 set).
+// By default on CPUs that are not Intel's: there oneMKL, the BLAS of torch's x86 builds, takes its AVX2
+// path (66-88 GFLOPS on the tile shapes on an AMD Zen 4, against ~100 for ours); on Intel it takes
+// its AVX-512 path, which matched or beat ours (see the README). MX_DCN_CPU_GEMM=own|blas forces it.
+bool use_own_gemm() {
+  static const bool own = [] {
+    const char* forced = std::getenv("MX_DCN_CPU_GEMM");
+    if (forced != nullptr && std::strlen(forced) > 0) {
+      TORCH_CHECK(std::strcmp(forced, "own") == 0 || std::strcmp(forced, "blas") == 0, "MX_DCN_CPU_GEMM=", forced,
+                  ": expected own or blas");
+      return std::strcmp(forced, "own") == 0;
+    }
+    __builtin_cpu_init();
+    return !__builtin_cpu_is("intel");
+  }();
+  return own;
+}
+
+// dst = a b (2-d, of type T): the kernel set's own GEMM where it has one, it is chosen (use_own_gemm)
+// and the rows of b and dst are contiguous, else the BLAS (at::mm_out). Called inside tasks: one
+// thread each.
 template <typename T>
 void matmul(const KernelTable<T>& kern, at::Tensor dst, const at::Tensor& a, const at::Tensor& b) {
-  if (kern.gemm != nullptr && b.stride(1) == 1 && dst.stride(1) == 1) {
+  if (kern.gemm != nullptr && use_own_gemm() && b.stride(1) == 1 && dst.stride(1) == 1) {
     kern.gemm(a.size(0), b.size(1), a.size(1), a.const_data_ptr<T>(), a.stride(0), a.stride(1), b.const_data_ptr<T>(),
               b.stride(0), dst.mutable_data_ptr<T>(), dst.stride(0));
     return;
@@ -697,6 +716,8 @@ const KernelSet& kernels() {
 }  // namespace cpu
 
 const char* kernel_isa() { return cpu::kernels().isa; }
+
+const char* kernel_gemm() { return cpu::kernels().f32.gemm != nullptr && cpu::use_own_gemm() ? "own" : "blas"; }
 
 }  // namespace mx_dcn
 

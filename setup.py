@@ -57,6 +57,12 @@ def extensions():
     # itself is compiled with OpenMP (it then shares torch's libgomp.so.1).
     cxx, link = cxx + ["-fopenmp"], link + ["-fopenmp"]
     if _want_cuda(torch.version.cuda, cpp_extension.CUDA_HOME):
+        if not os.environ.get("TORCH_CUDA_ARCH_LIST") and not torch.cuda.is_available():
+            # torch derives the targets from the visible GPUs and fails on none (an IndexError deep in
+            # cpp_extension); build for the architectures ci/nvcc_check.sh checks instead.
+            os.environ["TORCH_CUDA_ARCH_LIST"] = "8.0;9.0"
+            print("mx_dcn: no GPU visible and TORCH_CUDA_ARCH_LIST unset: building CUDA kernels for 8.0;9.0 "
+                  "(set TORCH_CUDA_ARCH_LIST to choose, or MX_DCN_WITH_CUDA=0 for a CPU-only build)")
         sources = cpu_sources + _rel("mx_dcn/csrc/cuda/*.cpp") + _rel("kernels_cuda/*.cu")
         ext = cpp_extension.CUDAExtension(
             "mx_dcn._C", sources, include_dirs=include_dirs, define_macros=[("MX_DCN_WITH_CUDA", "1")],

@@ -1,15 +1,16 @@
 // The float32 matrix product of the avx512 kernel set (KernelTable::gemm): register-blocked, 6 rows x
 // 64 columns of C in 24 zmm accumulators, one FMA chain per element in k order.
 //
-// Why our own: on this project's AMD Zen 4 machines the BLAS torch ships (oneMKL) takes its AVX2
-// path, ~66-88 GFLOPS on the forward's tiles (256 x 576 x 64: 66-71), where this loop reaches
-// ~100 (the same FMA rate oneDNN's dense conv gets; a register block of 32 zmm is what AVX2's 16
-// ymm cannot hold). The summation order is fixed by the code, not by a library's dispatch.
-#include <immintrin.h>
-
+// Why our own: on an AMD Zen 4 the BLAS torch ships (oneMKL) runs its AVX2 code, 66-88 GFLOP/s on
+// the kernel's tile products (66-71 on the forward's 256x576 by 576x64), where this loop reaches
+// ~100, about the rate of oneDNN's dense convolution (README, Performance). Its summation order is
+// fixed by this code, not by a library's dispatch.
 #include <cstdint>
 
 #include "cpu/kernels.h"
+
+#if MX_DCN_X86
+#include <immintrin.h>
 
 namespace mx_dcn {
 namespace cpu {
@@ -97,3 +98,5 @@ __attribute__((target("avx512f"))) void gemm_f32_avx512(int64_t M, int64_t N, in
 
 }  // namespace cpu
 }  // namespace mx_dcn
+
+#endif  // MX_DCN_X86

@@ -17,6 +17,14 @@
 
 #include <cstdint>
 
+// The avx2 and avx512 sets (and the own GEMM) exist on x86-64 only; elsewhere (an aarch64 host of an
+// Atlas server, say) their entry points return the base set, which the compiler vectorises for that target.
+#if defined(__x86_64__) || defined(_M_X64)
+#define MX_DCN_X86 1
+#else
+#define MX_DCN_X86 0
+#endif
+
 namespace mx_dcn {
 namespace cpu {
 

@@ -8,18 +8,24 @@
 
 #include "cpu/kernels.h"
 
+#if MX_DCN_X86
 #pragma GCC target("avx2,fma,bmi,bmi2,f16c")
 
 namespace {
 #include "cpu/kernels_impl.inc"
 }  // namespace
+#endif
 
 namespace mx_dcn {
 namespace cpu {
 
 const KernelSet& kernels_avx2() {
+#if MX_DCN_X86
   static const KernelSet set{"avx2", make_table<float>(), make_table<double>()};
   return set;
+#else
+  return kernels_base();  // never picked: no x86 CPU to run it
+#endif
 }
 
 }  // namespace cpu

@@ -2,8 +2,9 @@
 # The test command of the README: sets up a fresh machine, then runs every check CI runs:
 #   1. the Python test suite (all backends available here, against the float64 oracle);
 #   2. the CUDA sources compiled with nvcc for sm_80 and sm_90 (compile only: no GPU here);
-#   3. the AscendC kernel sources built and run against the CPU model of the AscendC API;
-#   4. the C++ CPU kernel under AddressSanitizer and UndefinedBehaviorSanitizer.
+#   3. the C++ CPU kernel cross-compiled for aarch64 (compile only);
+#   4. the AscendC kernel sources built and run against the CPU model of the AscendC API;
+#   5. the C++ CPU kernel under AddressSanitizer and UndefinedBehaviorSanitizer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -26,7 +27,7 @@ run_step "mx-dcn check (sample model, Atlas A2 target)" \
 run_step "mx-dcn regress run (cpu vs float64 oracle)" mx-dcn regress run --dtype float32,float64,float16 --no-progress
 run_step "mx-dcn regress record + verify (cpu kernel vs portable)" bash -c \
   "mx-dcn regress record --out out/golden --dtype float32,float64 --no-progress >/dev/null && mx-dcn regress verify out/golden --backend portable --no-progress"
-for script in ci/nvcc_check.sh ci/ascend_sim.sh ci/sanitize.sh; do
+for script in ci/nvcc_check.sh ci/aarch64_check.sh ci/ascend_sim.sh ci/sanitize.sh; do
   if [ -f "$script" ]; then
     run_step "$script" bash "$script"
   fi

@@ -4,6 +4,7 @@ when importable, torchvision's deform_conv2d. fp32, 3x3 kernels, everything meas
     python -m mx_dcn.bench            # all shapes
     python -m mx_dcn.bench --quick    # small repeats, for a smoke test
     python -m mx_dcn.bench --shapes n2_c64_64x64 s2_n2_c64_64x64 --repeats 20
+    python -m mx_dcn.bench --gemm     # the tile products: mx_dcn's own GEMM against the BLAS
 
 Times are medians over `repeats` rounds after warm-up; a round runs every contender once, back to
 back, and each ratio (mx_dcn / dense conv, torchvision / mx_dcn) is the median of the rounds' own
@@ -172,6 +173,57 @@ def measure(shape_names: Optional[Sequence[str]] = None, repeats: Optional[int] 
     return results
 
 
+# Rows of the forward's tile products in gemm_rates: the tile the kernel cuts (2,64,64,64,64) into.
+GEMM_TILE_ROWS = 256
+
+
+def gemm_rates(shape_names: Optional[Sequence[str]] = None, repeats: int = 20) -> List[dict]:
+    """GFLOP/s of the forward's tile product of each shape (GEMM_TILE_ROWS rows of columns, 9*C wide, by the
+    (9*C, C_out) weight; float32, one thread, as the kernel's tasks run it) by mx_dcn's own GEMM and by the
+    BLAS torch links, medians of `repeats` calls: the figures behind the MX_DCN_CPU_GEMM default. `own`
+    is None where this CPU has no own GEMM (not AVX-512)."""
+    from mx_dcn import ops
+
+    mod = ops.load()
+    names = list(shape_names) if shape_names else list(TARGET_SHAPES)
+    for name in names:
+        if name not in SHAPES:
+            raise ValueError(f"shape: expected one of {sorted(SHAPES)}, got {name!r}")
+    if repeats < 1:
+        raise ValueError(f"repeats: expected >= 1, got {repeats}")
+    has_own = mod.kernel_isa() == "avx512"
+    rows, seen = [], set()
+    for name in names:
+        m, k, n = GEMM_TILE_ROWS, 9 * SHAPES[name]["c"], SHAPES[name]["c_out"]
+        if (k, n) in seen:
+            continue
+        seen.add((k, n))
+        flop = 2.0 * m * k * n
+
+        def rate(which):
+            return flop / statistics.median(mod.gemm_seconds(m, n, k, which, repeats)) / 1e9
+
+        own = rate("own") if has_own else None
+        blas = rate("blas")
+        rows.append(dict(shape=name, m=m, k=k, n=n, own_gflops=own, blas_gflops=blas,
+                         own_over_blas=own / blas if own else None, default=mod.kernel_gemm()))
+    return rows
+
+
+def format_gemm_table(rows: List[dict]) -> str:
+    lines = [f"{'tile product (M x K by K x N)':<34}{'own GFLOP/s':>12}{'BLAS GFLOP/s':>14}{'own/BLAS':>10}",
+             "-" * 70]
+    for r in rows:
+        own = f"{r['own_gflops']:.1f}" if r["own_gflops"] else "-"
+        ratio = f"{r['own_over_blas']:.2f}" if r["own_over_blas"] else "-"
+        label = f"{r['m']} x {r['k']} by {r['k']} x {r['n']}"
+        lines.append(f"{label:<34}{own:>12}{r['blas_gflops']:>14.1f}{ratio:>10}")
+    default = rows[0]["default"] if rows else "?"
+    lines.append(f"float32, one thread, medians of calls; the kernel uses: {default} "
+                 "(MX_DCN_CPU_GEMM=own|blas forces it; '-': no own GEMM on this CPU)")
+    return "\n".join(lines)
+
+
 def _median_or_none(values: Sequence[int]) -> Optional[float]:
     return statistics.median(values) if values else None
 
@@ -214,10 +266,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--quick", action="store_true", help="2 repeats (a smoke test, not a measurement)")
     parser.add_argument("--no-torchvision", action="store_true", help="skip torchvision even if importable")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads before measuring")
+    parser.add_argument("--gemm", action="store_true",
+                        help="instead, the forward's tile products by mx_dcn's own GEMM and by the BLAS (GFLOP/s)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     repeats = args.repeats if args.repeats is not None else (2 if args.quick else None)
+    if args.gemm:
+        print(format_gemm_table(gemm_rates(args.shapes, repeats=repeats or 20)))
+        return 0
     results = measure(args.shapes, repeats=repeats, include_torchvision=not args.no_torchvision)
     print(format_table(results))
     return 0

@@ -147,6 +147,19 @@ def _prepare_device(device: str) -> None:
 # --------------------------------------------------------------------------- info
 
 
+def _cpu_kernel_dispatch() -> str:
+    """What the C++ CPU kernel runs on this machine ("avx512 sampling, own GEMM"), or why it cannot say."""
+    from . import ops
+
+    if ops.load_error() is not None:
+        return "not built"
+    try:
+        mod = ops.load()
+        return f"{mod.kernel_isa()} sampling, {mod.kernel_gemm()} GEMM"
+    except Exception as e:  # e.g. a bad MX_DCN_CPU_ISA: info reports it instead of failing
+        return f"error: {e}"
+
+
 def cmd_info(args) -> int:
     import torch
 
@@ -185,7 +198,10 @@ def cmd_info(args) -> int:
     settings = {"MX_DCN_BACKEND": os.environ.get("MX_DCN_BACKEND", ""),
                 "MX_DCN_STRICT": os.environ.get("MX_DCN_STRICT", ""),
                 "workspace budget (MiB)": get_workspace_budget() // (1024 * 1024),
-                "workspace cache (MiB)": cache_limit_from_env() // (1024 * 1024)}
+                "workspace cache (MiB)": cache_limit_from_env() // (1024 * 1024),
+                "MX_DCN_CPU_ISA": os.environ.get("MX_DCN_CPU_ISA", ""),
+                "MX_DCN_CPU_GEMM": os.environ.get("MX_DCN_CPU_GEMM", ""),
+                "CPU kernel": _cpu_kernel_dispatch()}
     chains = {d: list(registry.chain_for(d)) for d in DEVICES}
     if args.json:
         _emit_json({"versions": versions, "peers": peers, "devices": devices, "backends": backends,
@@ -435,6 +451,19 @@ def cmd_bench(args) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    if args.gemm:
+        if args.plot:
+            raise UsageError("--plot draws the convolution table; it does not combine with --gemm")
+        try:
+            rows = bench.gemm_rates(names, repeats=repeats or 20)
+        except Exception as e:  # e.g. the C++ kernel is not built
+            print(f"{PROG} bench: error: {type(e).__name__}: {e}", file=sys.stderr)
+            return 1
+        if args.json:
+            _emit_json(rows)
+        else:
+            print(bench.format_gemm_table(rows))
+        return 0
     progress = regress_progress = None
     if not args.json:
         from .regress import Progress
@@ -674,6 +703,7 @@ cases: """ + _wrap(", ".join(c.name for c in CASES)).replace("\n", "\n       "))
   mx-dcn bench --quick                  the cheapest shape, 2 repeats (a smoke test)
   mx-dcn bench --shapes NAME,NAME --repeats 20 --json > bench.json
   mx-dcn bench --plot bench.png         also draw time per shape (needs matplotlib)
+  mx-dcn bench --gemm                   the tile products: mx_dcn's own GEMM against the BLAS
 Run it on an idle machine: other processes inflate the times.""")
     p.add_argument("--shapes", type=name_list, metavar="A,B", help="only these shapes (default: all)")
     p.add_argument("--repeats", type=positive_int, help="timed repetitions per measurement")
@@ -683,6 +713,9 @@ Run it on an idle machine: other processes inflate the times.""")
     p.add_argument("--threads", type=positive_int, help="torch.set_num_threads before measuring")
     p.add_argument("--json", action="store_true", help="results as JSON on stdout")
     p.add_argument("--plot", metavar="FILE.png", help="write a bar chart of time per shape")
+    p.add_argument("--gemm", action="store_true",
+                   help="instead, time the forward's tile products (256 rows, one thread) by mx_dcn's own "
+                        "GEMM and by the BLAS, in GFLOP/s: what MX_DCN_CPU_GEMM chooses between")
     p.set_defaults(func=cmd_bench)
     return parser
 

@@ -101,3 +101,31 @@ def test_bad_arguments():
         bench.measure(["nope"], repeats=1)
     with pytest.raises(ValueError, match="repeats"):
         bench.measure(["s2_n2_c64_64x64"], repeats=0)
+
+
+def test_gemm_rates_time_both_gemms_on_the_tile_shapes():
+    rows = bench.gemm_rates(["n2_c64_64x64", "s2_n2_c64_64x64", "n1_c256_32x32"], repeats=2)
+    # the stride-2 shape has the same tile product as the first: timed once
+    assert [(r["m"], r["k"], r["n"]) for r in rows] == [(256, 576, 64), (256, 2304, 256)]
+    has_own = ops.load().kernel_isa() == "avx512"
+    for r in rows:
+        assert r["blas_gflops"] > 0
+        assert (r["own_gflops"] is not None) == has_own
+        if has_own:
+            assert r["own_gflops"] > 0 and r["own_over_blas"] == pytest.approx(r["own_gflops"] / r["blas_gflops"])
+    table = bench.format_gemm_table(rows)
+    assert "256 x 576 by 576 x 64" in table and "the kernel uses: " + ops.load().kernel_gemm() in table
+
+
+def test_gemm_bad_arguments():
+    mod = ops.load()
+    with pytest.raises(ValueError, match="expected which 'own' or 'blas', got 'fast'"):
+        mod.gemm_seconds(8, 8, 8, "fast", 1)
+    with pytest.raises(ValueError, match="M, N, K > 0"):
+        mod.gemm_seconds(0, 8, 8, "blas", 1)
+    with pytest.raises(ValueError, match="repeats > 0"):
+        mod.gemm_seconds(8, 8, 8, "blas", 0)
+    with pytest.raises(ValueError, match="shape"):
+        bench.gemm_rates(["nope"])
+    with pytest.raises(ValueError, match="repeats"):
+        bench.gemm_rates(["n2_c64_64x64"], repeats=0)

@@ -83,6 +83,7 @@ def test_every_command_has_help_with_examples(capsys, command):
     (["regress", "record"], "--out"),
     (["regress", "verify", "/nonexistent/golden"], "manifest.json"),
     (["bench", "--repeats", "0"], "--repeats"),
+    (["bench", "--gemm", "--plot", "gemm.png"], "--gemm"),
 ])
 def test_bad_flags_give_a_usage_error_not_a_traceback(capsys, argv, complaint):
     status, out, err = run_main(capsys, *argv)
@@ -120,6 +121,10 @@ def test_info_json(capsys):
         assert b["reason"] == ("" if availability else availability.reason)
     assert data["devices"][0]["type"] == "cpu"
     assert data["chains"]["npu"] == list(registry.chain_for("npu"))
+    from mx_dcn import ops
+    if ops.load_error() is None:
+        mod = ops.load()
+        assert data["settings"]["CPU kernel"] == f"{mod.kernel_isa()} sampling, {mod.kernel_gemm()} GEMM"
 
 
 # --------------------------------------------------------------------------- check
@@ -338,6 +343,13 @@ def test_bench_quick_json_and_plot(tmp_path):
     assert r["dense_fwd_ms"] > 0 and r["mxdcn_fwd_ms"] > 0
     assert abs(r["fwd_ratio"] - r["mxdcn_fwd_ms"] / r["dense_fwd_ms"]) < 0.02 * r["fwd_ratio"] + 1e-9
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000
+
+
+def test_bench_gemm_json(capsys):
+    status, out, err = run_main(capsys, "bench", "--gemm", "--quick", "--json")
+    assert status == 0, err
+    rows = json.loads(out)
+    assert len(rows) == 1 and rows[0]["blas_gflops"] > 0 and rows[0]["default"] in ("own", "blas")
 
 
 def test_bench_rejects_unknown_shapes(capsys):

@@ -9,6 +9,7 @@
 #include <torch/extension.h>
 
 #include "cpu/buffer_cache.h"
+#include "cpu/dispatch_info.h"
 #include "workspace_stats.h"
 
 TORCH_LIBRARY(mx_dcn, m) {
@@ -40,4 +41,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("kernel_isa", &mx_dcn::kernel_isa, "Instruction set the CPU sampling kernels dispatched to.");
   m.def("kernel_gemm", &mx_dcn::kernel_gemm,
         "Who runs the CPU kernel's float32 matrix products: 'own' (mx_dcn's AVX-512 GEMM) or 'blas'.");
+  m.def("gemm_seconds", &mx_dcn::gemm_seconds, "Seconds per call of a float32 M x K by K x N product on this thread "
+        "by the CPU kernel's own GEMM ('own') or the BLAS ('blas'), one entry per repeat.",
+        pybind11::arg("M"), pybind11::arg("N"), pybind11::arg("K"), pybind11::arg("which"), pybind11::arg("repeats"));
 }

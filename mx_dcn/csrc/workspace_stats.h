@@ -12,9 +12,5 @@ int64_t workspace_peak_bytes();
 void reset_workspace_peak();
 // Called by a kernel with the bytes it holds at its high-water mark.
 void record_workspace(int64_t bytes);
-// What the CPU kernel dispatched to: the sampling kernels' instruction set, and "own" or "blas" for
-// its float32 matrix products.
-const char* kernel_isa();
-const char* kernel_gemm();
 
 }  // namespace mx_dcn

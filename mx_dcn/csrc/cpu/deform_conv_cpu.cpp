@@ -24,12 +24,15 @@
 #include <algorithm>
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "cpu/buffer_cache.h"
+#include "cpu/dispatch_info.h"
 #include "cpu/kernels.h"
 #include "op_checks.h"
 #include "workspace_stats.h"
@@ -245,9 +248,9 @@ class SingleThreadBlas {
 };
 
 // Whether the matrix products use the kernel set's own GEMM where it has one (float32, avx512 set).
-// By default on CPUs that are not Intel's: there oneMKL, the BLAS of torch's x86 builds, runs its AVX2
-// code (66-88 GFLOP/s on the tile shapes on an AMD Zen 4, against ~100 for ours); on an Intel machine
-// MKL matched or beat a loop like ours (see the README). MX_DCN_CPU_GEMM=own|blas forces a side.
+// By default on CPUs that are not Intel's: on an AMD Zen 4 oneMKL, the BLAS of torch's x86 builds,
+// reached 62-93% of our throughput on the tile products; on an Intel machine MKL matched or beat a loop like ours
+// (see the README; `python -m mx_dcn.bench --gemm` measures both). MX_DCN_CPU_GEMM=own|blas forces a side.
 bool use_own_gemm() {
   static const bool own = [] {
     const char* forced = std::getenv("MX_DCN_CPU_GEMM");
@@ -726,6 +729,35 @@ const KernelSet& kernels() {
 const char* kernel_isa() { return cpu::kernels().isa; }
 
 const char* kernel_gemm() { return cpu::kernels().f32.gemm != nullptr && cpu::use_own_gemm() ? "own" : "blas"; }
+
+std::vector<double> gemm_seconds(int64_t M, int64_t N, int64_t K, const std::string& which, int64_t repeats) {
+  TORCH_CHECK_VALUE(M > 0 && N > 0 && K > 0, "gemm_seconds: expected M, N, K > 0, got ", M, ", ", N, ", ", K);
+  TORCH_CHECK_VALUE(repeats > 0, "gemm_seconds: expected repeats > 0, got ", repeats);
+  TORCH_CHECK_VALUE(which == "own" || which == "blas", "gemm_seconds: expected which 'own' or 'blas', got '", which,
+                    "'");
+  const auto& kern = cpu::kernels().f32;
+  TORCH_CHECK_VALUE(which == "blas" || kern.gemm != nullptr, "gemm_seconds: no own GEMM for the '",
+                    cpu::kernels().isa, "' kernel set of this CPU (it is an AVX-512 one)");
+  at::AutoDispatchBelowADInplaceOrView below_autograd;
+  const at::Tensor a = at::randn({M, K}), b = at::randn({K, N});
+  at::Tensor c = at::empty({M, N});
+  cpu::SingleThreadBlas one;  // as inside the kernel's tasks
+  auto run = [&] {
+    if (which == "own") {
+      kern.gemm(M, N, K, a.const_data_ptr<float>(), K, 1, b.const_data_ptr<float>(), N, c.mutable_data_ptr<float>(), N);
+    } else {
+      at::mm_out(c, a, b);
+    }
+  };
+  run();  // warm-up: caches, the BLAS's first-call setup
+  std::vector<double> seconds;
+  for (int64_t i = 0; i < repeats; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    run();
+    seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  return seconds;
+}
 
 }  // namespace mx_dcn
 

@@ -1,10 +1,10 @@
 // The float32 matrix product of the avx512 kernel set (KernelTable::gemm): register-blocked, 6 rows x
 // 64 columns of C in 24 zmm accumulators, one FMA chain per element in k order.
 //
-// Why our own: on an AMD Zen 4 the BLAS torch ships (oneMKL) runs its AVX2 code, 66-88 GFLOP/s on
-// the kernel's tile products (66-71 on the forward's 256x576 by 576x64), where this loop reaches
-// ~100, about the rate of oneDNN's dense convolution (README, Performance). Its summation order is
-// fixed by this code, not by a library's dispatch.
+// Why our own: on an AMD Zen 4 the BLAS torch ships (oneMKL) reached 72-93% of this loop's throughput
+// on the kernel's tile products with the tile in cache, 62-71% with tiles coming from L3 (README,
+// Performance; `python -m mx_dcn.bench --gemm` measures it). Its summation order is fixed by this
+// code, not by a library's dispatch.
 #include <cstdint>
 
 #include "cpu/kernels.h"

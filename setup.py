@@ -59,9 +59,10 @@ def extensions():
     if _want_cuda(torch.version.cuda, cpp_extension.CUDA_HOME):
         if not os.environ.get("TORCH_CUDA_ARCH_LIST") and not torch.cuda.is_available():
             # torch derives the targets from the visible GPUs and fails on none (an IndexError deep in
-            # cpp_extension); build for the architectures ci/nvcc_check.sh checks instead.
-            os.environ["TORCH_CUDA_ARCH_LIST"] = "8.0;9.0"
-            print("mx_dcn: no GPU visible and TORCH_CUDA_ARCH_LIST unset: building CUDA kernels for 8.0;9.0 "
+            # cpp_extension); build for the architectures ci/nvcc_check.sh checks instead, plus PTX
+            # for newer GPUs to compile at load time.
+            os.environ["TORCH_CUDA_ARCH_LIST"] = "8.0;9.0+PTX"
+            print("mx_dcn: no GPU visible and TORCH_CUDA_ARCH_LIST unset: building CUDA kernels for 8.0;9.0+PTX "
                   "(set TORCH_CUDA_ARCH_LIST to choose, or MX_DCN_WITH_CUDA=0 for a CPU-only build)")
         sources = cpu_sources + _rel("mx_dcn/csrc/cuda/*.cpp") + _rel("kernels_cuda/*.cu")
         ext = cpp_extension.CUDAExtension(

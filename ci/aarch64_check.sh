@@ -17,17 +17,28 @@ if ! command -v "$CXX" >/dev/null; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get install -y -q g++-aarch64-linux-gnu >/dev/null ||
       { apt-get update -q >/dev/null && apt-get install -y -q g++-aarch64-linux-gnu >/dev/null; }
-  else
-    echo "aarch64_check: $CXX is missing and cannot be installed here (needs root and apt-get)" >&2
-    exit 1
   fi
+  command -v "$CXX" >/dev/null ||
+    { echo "aarch64_check: $CXX is missing and could not be installed (needs root and apt-get)" >&2; exit 1; }
 fi
 
 TORCH_INC=$($PY -c "import os, torch; print(os.path.join(os.path.dirname(torch.__file__), 'include'))")
 PY_INC=$($PY -c "import sysconfig; print(sysconfig.get_paths()['include'])")
+# The C++ standard setup.py picks for this torch (its headers need C++20 from 2.14 on).
+STD=$($PY -c "import torch; v = tuple(int(p) for p in torch.__version__.split('+')[0].split('.')[:2]);
+print('-std=c++20' if v >= (2, 14) else '-std=c++17')")
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
-FLAGS=(-std=c++17 -O2 -fopenmp -fno-trapping-math -Werror=pragmas -I mx_dcn/csrc)
+# Debian's own Python has a multiarch pyconfig.h that includes <aarch64-linux-gnu/python3.X/pyconfig.h>
+# under an aarch64 compiler; point that at this Python's (both are LP64 Linux).
+PY_VER=$($PY -c "import sys; print(f'python{sys.version_info[0]}.{sys.version_info[1]}')")
+mkdir -p "$OUT/inc/aarch64-linux-gnu/$PY_VER"
+X86_PYCONFIG="$PY_INC/pyconfig.h"
+if [ -f "/usr/include/x86_64-linux-gnu/$PY_VER/pyconfig.h" ]; then
+  X86_PYCONFIG="/usr/include/x86_64-linux-gnu/$PY_VER/pyconfig.h"
+fi
+echo "#include \"$X86_PYCONFIG\"" > "$OUT/inc/aarch64-linux-gnu/$PY_VER/pyconfig.h"
+FLAGS=("$STD" -O2 -fopenmp -fno-trapping-math -Werror=pragmas -I mx_dcn/csrc)
 
 # Framework-free kernel files: compiled to aarch64 objects.
 for f in mx_dcn/csrc/cpu/sampling_*.cpp mx_dcn/csrc/cpu/gemm_*.cpp; do
@@ -36,7 +47,8 @@ for f in mx_dcn/csrc/cpu/sampling_*.cpp mx_dcn/csrc/cpu/gemm_*.cpp; do
 done
 # The ATen side (dispatch, CPU feature probes, the op registrations).
 for f in mx_dcn/csrc/*.cpp mx_dcn/csrc/cpu/deform_conv_cpu.cpp mx_dcn/csrc/cpu/buffer_cache.cpp; do
-  "$CXX" "${FLAGS[@]}" -fsyntax-only -isystem "$TORCH_INC" -isystem "$TORCH_INC/torch/csrc/api/include" -isystem "$PY_INC" \
+  "$CXX" "${FLAGS[@]}" -fsyntax-only -isystem "$TORCH_INC" -isystem "$TORCH_INC/torch/csrc/api/include" \
+    -isystem "$PY_INC" -isystem "$OUT/inc" \
     -DTORCH_EXTENSION_NAME=_C "$f"
   echo "  checked  $f"
 done

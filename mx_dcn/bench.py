@@ -173,15 +173,12 @@ def measure(shape_names: Optional[Sequence[str]] = None, repeats: Optional[int] 
     return results
 
 
-# Rows of the forward's tile products in gemm_rates: the tile the kernel cuts (2,64,64,64,64) into.
-GEMM_TILE_ROWS = 256
-
-
 def gemm_rates(shape_names: Optional[Sequence[str]] = None, repeats: int = 20) -> List[dict]:
-    """GFLOP/s of the forward's tile product of each shape (GEMM_TILE_ROWS rows of columns, 9*C wide, by the
-    (9*C, C_out) weight; float32, one thread, as the kernel's tasks run it) by mx_dcn's own GEMM and by the
-    BLAS torch links, medians of `repeats` calls: the figures behind the MX_DCN_CPU_GEMM default. `own`
-    is None where this CPU has no own GEMM (not AVX-512)."""
+    """GFLOP/s of the forward's tile product of each shape (as many rows of columns, 9*C wide, as the kernel's
+    tiles have, by the (9*C, C_out) weight; float32, one thread, as the kernel's tasks run it) by mx_dcn's own
+    GEMM and by the BLAS torch links, medians of `repeats` calls: the figures behind the MX_DCN_CPU_GEMM
+    default. Shapes default to the four target shapes; products already timed are not repeated. `own` is
+    None where the kernel set in use has no own GEMM (it is an AVX-512 one)."""
     from mx_dcn import ops
 
     mod = ops.load()
@@ -194,10 +191,13 @@ def gemm_rates(shape_names: Optional[Sequence[str]] = None, repeats: int = 20) -
     has_own = mod.kernel_isa() == "avx512"
     rows, seen = [], set()
     for name in names:
-        m, k, n = GEMM_TILE_ROWS, 9 * SHAPES[name]["c"], SHAPES[name]["c_out"]
-        if (k, n) in seen:
+        sh = SHAPES[name]
+        m = mod.forward_tile_rows(sh["n"], sh["c"], sh["h"], sh["w"], sh["c_out"], stride=sh["stride"],
+                                  padding=sh["dilation"], dilation=sh["dilation"])
+        k, n = 9 * sh["c"], sh["c_out"]
+        if (m, k, n) in seen:
             continue
-        seen.add((k, n))
+        seen.add((m, k, n))
         flop = 2.0 * m * k * n
 
         def rate(which):
@@ -259,21 +259,33 @@ def format_table(results: List[dict]) -> str:
     return "\n".join(lines)
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mx_dcn.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--shapes", nargs="+", choices=sorted(SHAPES), help="shapes to run (default: all)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed runs per figure (default 10)")
+    parser.add_argument("--repeats", type=_positive_int, default=None,
+                        help="timed runs per figure (default 10; 20 calls per product with --gemm)")
     parser.add_argument("--quick", action="store_true", help="2 repeats (a smoke test, not a measurement)")
     parser.add_argument("--no-torchvision", action="store_true", help="skip torchvision even if importable")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads before measuring")
     parser.add_argument("--gemm", action="store_true",
-                        help="instead, the forward's tile products by mx_dcn's own GEMM and by the BLAS (GFLOP/s)")
+                        help="instead, the forward's tile products by mx_dcn's own GEMM and by the BLAS (GFLOP/s; "
+                             "default shapes: the four targets)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     repeats = args.repeats if args.repeats is not None else (2 if args.quick else None)
     if args.gemm:
-        print(format_gemm_table(gemm_rates(args.shapes, repeats=repeats or 20)))
+        print(format_gemm_table(gemm_rates(args.shapes, repeats=20 if repeats is None else repeats)))
         return 0
     results = measure(args.shapes, repeats=repeats, include_torchvision=not args.no_torchvision)
     print(format_table(results))

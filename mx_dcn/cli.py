@@ -430,6 +430,8 @@ def cmd_bench(args) -> int:
         return 1
     from . import bench
 
+    if args.gemm and args.plot:
+        raise UsageError("--plot draws the convolution table; it does not combine with --gemm")
     if args.plot:
         if importlib.util.find_spec("matplotlib") is None:
             raise UsageError("--plot needs matplotlib: pip install matplotlib (or mx_dcn[plot])")
@@ -452,10 +454,8 @@ def cmd_bench(args) -> int:
 
         torch.set_num_threads(args.threads)
     if args.gemm:
-        if args.plot:
-            raise UsageError("--plot draws the convolution table; it does not combine with --gemm")
         try:
-            rows = bench.gemm_rates(names, repeats=repeats or 20)
+            rows = bench.gemm_rates(names, repeats=20 if repeats is None else repeats)
         except Exception as e:  # e.g. the C++ kernel is not built
             print(f"{PROG} bench: error: {type(e).__name__}: {e}", file=sys.stderr)
             return 1

@@ -1,5 +1,6 @@
 """mx_dcn.bench: the contract (SHAPES, measure, format_table, main) in a quick run, and the
 torchvision comparison path (exercised with a stand-in module when torchvision is absent)."""
+import os
 import sys
 import types
 
@@ -103,18 +104,34 @@ def test_bad_arguments():
         bench.measure(["s2_n2_c64_64x64"], repeats=0)
 
 
-def test_gemm_rates_time_both_gemms_on_the_tile_shapes():
-    rows = bench.gemm_rates(["n2_c64_64x64", "s2_n2_c64_64x64", "n1_c256_32x32"], repeats=2)
-    # the stride-2 shape has the same tile product as the first: timed once
-    assert [(r["m"], r["k"], r["n"]) for r in rows] == [(256, 576, 64), (256, 2304, 256)]
-    has_own = ops.load().kernel_isa() == "avx512"
+def test_gemm_rates_time_both_gemms_on_the_kernels_tiles():
+    mod = ops.load()
+    rows = bench.gemm_rates(["n2_c64_64x64", "n1_c256_32x32", "n2_c64_64x64"], repeats=2)
+    # the tiles the kernel cuts these shapes into (equal tiles of at most ~1 MiB of columns, a multiple of
+    # 8 of them); the repeated shape is timed once
+    assert [(r["m"], r["k"], r["n"]) for r in rows] == [
+        (mod.forward_tile_rows(2, 64, 64, 64, 64), 576, 64), (mod.forward_tile_rows(1, 256, 32, 32, 256), 2304, 256)]
+    for r in rows:
+        assert r["m"] * r["k"] * 4 <= 1 << 20
+    assert 64 * 64 % rows[0]["m"] == 0 and 64 * 64 // rows[0]["m"] % 8 == 0
+    has_own = mod.kernel_isa() == "avx512"
+    if not os.environ.get("MX_DCN_CPU_ISA"):  # the set the kernel picked is the best this CPU has
+        assert has_own == _cpu_has_avx512()
     for r in rows:
         assert r["blas_gflops"] > 0
         assert (r["own_gflops"] is not None) == has_own
         if has_own:
             assert r["own_gflops"] > 0 and r["own_over_blas"] == pytest.approx(r["own_gflops"] / r["blas_gflops"])
     table = bench.format_gemm_table(rows)
-    assert "256 x 576 by 576 x 64" in table and "the kernel uses: " + ops.load().kernel_gemm() in table
+    assert f"{rows[0]['m']} x 576 by 576 x 64" in table and "the kernel uses: " + mod.kernel_gemm() in table
+
+
+def _cpu_has_avx512():
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        pytest.skip("no /proc/cpuinfo")
+    return all(f" {f}" in flags for f in ("avx512f", "avx512vl", "avx512bw", "avx512dq"))
 
 
 def test_gemm_bad_arguments():
@@ -129,3 +146,7 @@ def test_gemm_bad_arguments():
         bench.gemm_rates(["nope"])
     with pytest.raises(ValueError, match="repeats"):
         bench.gemm_rates(["n2_c64_64x64"], repeats=0)
+    with pytest.raises(ValueError, match="divisible by the groups"):
+        mod.forward_tile_rows(1, 6, 8, 8, 8, groups=4)
+    with pytest.raises(SystemExit):
+        bench.main(["--gemm", "--repeats", "0"])

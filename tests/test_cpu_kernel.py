@@ -15,7 +15,7 @@ import mx_dcn
 from mx_dcn import ops
 from mx_dcn.backends.cpu import CpuBackend
 from mx_dcn.problem import describe
-from mx_dcn.testing.cases import CASES, Case, within_tolerance
+from mx_dcn.testing.cases import CASES, GEMM_EDGE_CASES, Case, within_tolerance
 from mx_dcn.testing.oracle import oracle_backward, oracle_forward
 from mx_dcn.workspace import workspace_budget
 
@@ -103,18 +103,18 @@ def _isa_supported(isa):
 def test_every_instruction_set_variant(isa, gemm):
     """The kernels are compiled per instruction set and chosen at run time, and the float32 matrix products
     run on mx_dcn's AVX-512 GEMM or the BLAS; force each variant in a fresh process and check it on the
-    whole case suite (float32 and float64)."""
+    whole case suite and the matrix products' edge cases (float32 and float64)."""
     if isa != "base" and not _isa_supported(isa):
         pytest.skip(f"this CPU lacks {isa}")
     script = textwrap.dedent("""
         import json, torch
         from mx_dcn import ops
-        from mx_dcn.testing.cases import CASES, within_tolerance
+        from mx_dcn.testing.cases import CASES, GEMM_EDGE_CASES, within_tolerance
         from mx_dcn.testing.oracle import oracle_forward, oracle_backward
         mod = ops.load()
         bad = []
         for dtype in (torch.float64, torch.float32):
-            for case in CASES:
+            for case in CASES + GEMM_EDGE_CASES:
                 inp = case.make_inputs(dtype=dtype, seed=3)
                 a = case.args()
                 d = {k: None if v is None else v.double() for k, v in inp.items()}
@@ -145,7 +145,9 @@ def test_every_instruction_set_variant(isa, gemm):
 
 def test_unknown_gemm_choice_is_a_clear_error():
     script = "import torch, mx_dcn; mx_dcn.ops.load().kernel_gemm()"
-    env = dict(os.environ, MX_DCN_CPU_GEMM="fast", PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    # with the base set, which has no own GEMM to choose: the setting is checked all the same
+    env = dict(os.environ, MX_DCN_CPU_GEMM="fast", MX_DCN_CPU_ISA="base",
+               PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     res = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode != 0
     assert "MX_DCN_CPU_GEMM=fast: expected own or blas" in res.stderr
@@ -352,26 +354,22 @@ def test_raw_op_rejects_bad_input_with_a_clear_error():
             torch.ops.mx_dcn.deform_conv2d(*a.values())
 
 
-GEMM_EDGE_CASES = [
-    # 117 pixels (19 blocks of 6 rows + 3), C_out 100 = a 64-column block + 2 vectors + 4 columns
-    Case("gemm_cout100", 2, 20, 9, 13, 100),
-    # two conv groups of 50 output channels (3 vectors + 2 columns), 24 input channels (K*Cg = 108)
-    Case("gemm_groups_cout50", 1, 48, 7, 11, 100, groups=2, deformable_groups=2),
-]
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("case", GEMM_EDGE_CASES, ids=lambda c: c.name)
-def test_matrix_product_edges(case):
-    """The matrix products (float32: the avx512 set's own GEMM where the CPU has it) on partial register
-    blocks: rows not a multiple of 6, column blocks ending in a partial vector, conv groups."""
-    inputs = case.make_inputs(dtype=torch.float32, seed=11)
+def test_matrix_product_edges(case, dtype):
+    """The matrix products (float32: the avx512 set's own GEMM where the CPU has it; bfloat16 is computed in
+    float32 and converted on the way out) on partial register blocks: rows not a multiple of 6, column
+    blocks ending in a partial vector, conv groups, a single tile's product split between threads."""
+    inputs = case.make_inputs(dtype=dtype, seed=11)
     want, grad_out, grads = oracle_pair(inputs, case)
     leaves = {n: t.requires_grad_(True) for n, t in inputs.items()}
     out = run_op(leaves, case)
-    check(out, want, torch.float32, f"{case.name} output")
-    out.backward(grad_out.float())
+    check(out, want, dtype, f"{case.name} output")
+    out.backward(grad_out.to(dtype))
     for n in NAMES:
-        check(leaves[n].grad, grads[n], torch.float32, f"{case.name} grad {n}")
+        check(leaves[n].grad, grads[n], dtype, f"{case.name} grad {n}")
 
 
 def test_tiles_smaller_than_an_image_give_the_same_answer():
@@ -437,6 +435,8 @@ DETERMINISM_CASES = [
     Case("det_one_tile", 1, 8, 6, 7, 4),
     Case("det_c256", 1, 256, 16, 16, 64),
     Case("det_small_images", 11, 8, 5, 5, 4),  # several images per round, two rounds
+    # one image of one tile and 150 output channels: with 2 threads its product is split in 3 blocks
+    Case("det_one_tile_split", 1, 16, 6, 7, 150),
 ]
 
 

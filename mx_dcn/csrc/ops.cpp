@@ -41,6 +41,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("kernel_isa", &mx_dcn::kernel_isa, "Instruction set the CPU sampling kernels dispatched to.");
   m.def("kernel_gemm", &mx_dcn::kernel_gemm,
         "Who runs the CPU kernel's float32 matrix products: 'own' (mx_dcn's AVX-512 GEMM) or 'blas'.");
+  m.def("forward_tile_rows", &mx_dcn::forward_tile_rows,
+        "Rows per tile of a float32 forward of this problem under the current budget (the M of its products).",
+        pybind11::arg("n"), pybind11::arg("c"), pybind11::arg("h"), pybind11::arg("w"), pybind11::arg("c_out"),
+        pybind11::arg("kernel") = 3, pybind11::arg("stride") = 1, pybind11::arg("padding") = 1,
+        pybind11::arg("dilation") = 1, pybind11::arg("groups") = 1, pybind11::arg("deformable_groups") = 1);
   m.def("gemm_seconds", &mx_dcn::gemm_seconds, "Seconds per call of a float32 M x K by K x N product on this thread "
         "by the CPU kernel's own GEMM ('own') or the BLAS ('blas'), one entry per repeat.",
         pybind11::arg("M"), pybind11::arg("N"), pybind11::arg("K"), pybind11::arg("which"), pybind11::arg("repeats"));

@@ -116,6 +116,19 @@ CASES = (
 
 CASES_BY_NAME = {c.name: c for c in CASES}
 
+# Shapes that reach the edges of the CPU kernel's matrix products (its own GEMM's register blocks of 6 rows
+# by 64 columns): rows not a multiple of 6, column blocks ending in a partial vector, conv groups, a single
+# tile's product split by blocks of 64 output channels. Run by the CPU kernel's tests, not by every backend.
+GEMM_EDGE_CASES = (
+    # 117 pixels (tiles of 59 and 58 rows), C_out 100 = a 64-column block + 2 vectors + 4 columns
+    Case("gemm_cout100", 2, 20, 9, 13, 100),
+    # two conv groups of 50 output channels (3 vectors + 2 columns), 24 input channels each (K*Cg = 216 =
+    # 3 blocks of 64 + 24), 77 pixels
+    Case("gemm_groups_cout50", 1, 48, 7, 11, 100, groups=2, deformable_groups=2),
+    # one image of one tile: its product split by 64 output channels within each conv group of 80 (64 + 16)
+    Case("gemm_one_tile_split_groups", 1, 32, 5, 5, 160, groups=2, deformable_groups=2),
+)
+
 
 def max_error(got: torch.Tensor, want: torch.Tensor) -> float:
     """max|got - want| measured in float64 (0.0 for empty tensors)."""

@@ -42,7 +42,31 @@ namespace cpu {
 
 namespace {
 
+// Whether the matrix products use the kernel set's own GEMM where it has one (float32, avx512 set).
+// By default on CPUs that are not Intel's: on an AMD Zen 4 oneMKL, the BLAS of torch's x86 builds,
+// reached 62-93% of our throughput on the tile products; on an Intel machine MKL matched or beat a
+// loop like ours (see the README; `python -m mx_dcn.bench --gemm` measures both).
+// MX_DCN_CPU_GEMM=own|blas forces a side ("own" only where the set has one).
+bool use_own_gemm() {
+  static const bool own = [] {
+    const char* forced = std::getenv("MX_DCN_CPU_GEMM");
+    if (forced != nullptr && std::strlen(forced) > 0) {
+      TORCH_CHECK(std::strcmp(forced, "own") == 0 || std::strcmp(forced, "blas") == 0, "MX_DCN_CPU_GEMM=", forced,
+                  ": expected own or blas");
+      return std::strcmp(forced, "own") == 0;
+    }
+#if MX_DCN_X86
+    __builtin_cpu_init();
+    return !__builtin_cpu_is("intel");
+#else
+    return false;  // the own GEMM is an AVX-512 one
+#endif
+  }();
+  return own;
+}
+
 const KernelSet& pick_kernels() {
+  use_own_gemm();  // a bad MX_DCN_CPU_GEMM is reported with the first call, whatever the set
   // MX_DCN_CPU_ISA=base|avx2|avx512 forces a set (tests use it to cover every variant).
   const char* forced = std::getenv("MX_DCN_CPU_ISA");
 #if MX_DCN_X86
@@ -247,27 +271,6 @@ class SingleThreadBlas {
   int previous_;
 };
 
-// Whether the matrix products use the kernel set's own GEMM where it has one (float32, avx512 set).
-// By default on CPUs that are not Intel's: on an AMD Zen 4 oneMKL, the BLAS of torch's x86 builds,
-// reached 62-93% of our throughput on the tile products; on an Intel machine MKL matched or beat a loop like ours
-// (see the README; `python -m mx_dcn.bench --gemm` measures both). MX_DCN_CPU_GEMM=own|blas forces a side.
-bool use_own_gemm() {
-  static const bool own = [] {
-    const char* forced = std::getenv("MX_DCN_CPU_GEMM");
-    if (forced != nullptr && std::strlen(forced) > 0) {
-      TORCH_CHECK(std::strcmp(forced, "own") == 0 || std::strcmp(forced, "blas") == 0, "MX_DCN_CPU_GEMM=", forced,
-                  ": expected own or blas");
-      return std::strcmp(forced, "own") == 0;
-    }
-#if MX_DCN_X86
-    __builtin_cpu_init();
-    return !__builtin_cpu_is("intel");
-#else
-    return false;  // the own GEMM is an AVX-512 one
-#endif
-  }();
-  return own;
-}
 
 // dst = a b (2-d, of type T): the kernel set's own GEMM where it has one, it is chosen (use_own_gemm)
 // and the rows of b and dst are contiguous, else the BLAS (at::mm_out). Called inside tasks: one
@@ -275,6 +278,7 @@ bool use_own_gemm() {
 template <typename T>
 void matmul(const KernelTable<T>& kern, at::Tensor dst, const at::Tensor& a, const at::Tensor& b) {
   if (kern.gemm != nullptr && use_own_gemm() && b.stride(1) == 1 && dst.stride(1) == 1) {
+    TORCH_INTERNAL_ASSERT(a.size(1) == b.size(0) && dst.size(0) == a.size(0) && dst.size(1) == b.size(1));
     kern.gemm(a.size(0), b.size(1), a.size(1), a.const_data_ptr<T>(), a.stride(0), a.stride(1), b.const_data_ptr<T>(),
               b.stride(0), dst.mutable_data_ptr<T>(), dst.stride(0));
     return;
@@ -413,6 +417,21 @@ at::Tensor gemm_weight(const at::Tensor& weight, int64_t groups, int64_t K, cons
   return wt;
 }
 
+// The forward's buffers that do not depend on the tile: the channels-last copies (two when images
+// alternate), the staged offset and mask of an image, the GEMM weight.
+int64_t forward_fixed_bytes(const Args& a, int64_t elem) {
+  const Geometry& g = a.g;
+  const int64_t copy_bytes = (g.height * g.width + 1) * g.channels * elem;
+  const int64_t stage_bytes = 3 * g.taps() * g.deformable_groups * g.pixels() * elem;
+  return (a.batch > 1 ? 2 : 1) * copy_bytes + stage_bytes + a.out_channels * g.col_width() / g.groups * elem;
+}
+
+// Rows per forward tile, sized for kMaxSlots tiles in flight (see kMaxSlots).
+int64_t forward_tile_rows(const Args& a, int64_t elem) {
+  const int64_t KC = a.g.col_width();
+  return tile_rows(a.g.pixels(), KC * elem, kMaxSlots * (KC + a.out_channels) * elem, forward_fixed_bytes(a, elem));
+}
+
 template <typename T>
 at::Tensor forward_impl(const Args& a, const at::Tensor& input, const at::Tensor& offset,
                         const std::optional<at::Tensor>& mask, const at::Tensor& weight,
@@ -432,9 +451,8 @@ at::Tensor forward_impl(const Args& a, const at::Tensor& input, const at::Tensor
   const bool direct = out.scalar_type() == acc;  // our transpose writes the output, else ATen's copy
   // Per image: its channels-last copy, and its offset and mask when they must be staged.
   const int64_t copy_bytes = (HW + 1) * C * sizeof(T), stage_bytes = 3 * K * g.deformable_groups * P * sizeof(T);
-  const int64_t fixed = (N > 1 ? 2 : 1) * copy_bytes + stage_bytes + Cout * KCg * sizeof(T);
-  // Sized for kMaxSlots tiles in flight (see kMaxSlots).
-  const int64_t rows = tile_rows(P, KC * sizeof(T), kMaxSlots * (KC + Cout) * sizeof(T), fixed);
+  const int64_t fixed = forward_fixed_bytes(a, sizeof(T));
+  const int64_t rows = forward_tile_rows(a, sizeof(T));
   const int64_t tiles = (P + rows - 1) / rows;
   // Images are taken in rounds, one parallel region each. An image of fewer than kMaxSlots tiles (a
   // small feature map) shares its round with the next ones, up to about kMaxSlots tiles, so that the
@@ -450,8 +468,16 @@ at::Tensor forward_impl(const Args& a, const at::Tensor& input, const at::Tensor
 
   const bool by_bands = fills_by_bands<T>(input[0]);
   const SpatialBands bands(HW, C);
-  // a tile may get any slot of these
+  // Rounds of fewer than kMaxSlots tiles (a small image alone) sample every tile first, then split their
+  // products by blocks of 64 output channels (the own GEMM's column block, never across a conv group), so
+  // that the threads share the GEMM. Decided by the problem, never by the thread count, so that a BLAS
+  // whose blocks of columns might not sum like its whole product still gives one answer for any count.
+  constexpr int64_t kColumnBlock = 64;
+  const int64_t blocks_per_group = (Cog + kColumnBlock - 1) / kColumnBlock, column_blocks = G * blocks_per_group;
+  const bool split = per_round * tiles < kMaxSlots && column_blocks > 1;
+  // A tile may get any slot of these; split rounds hold every tile's columns at once.
   const int64_t max_tasks = per_round * tiles + (rounds > 1 && by_bands ? per_round * bands.count : 0);
+  const int64_t tile_buffers = split ? per_round * tiles : slots(max_tasks);
   at::Tensor x_cl = ws.empty({sets * per_round, HW + 1, C}, acc);
   x_cl.select(1, HW).zero_();
   // Image n's buffer: set (n / per_round) % sets, place n % per_round in it.
@@ -459,8 +485,8 @@ at::Tensor forward_impl(const Args& a, const at::Tensor& input, const at::Tensor
   T* const x_cl_data = x_cl.mutable_data_ptr<T>();
   auto x_cl_ptr = [&](int64_t n) { return x_cl_data + x_cl_index(n) * (HW + 1) * C; };
   const T* const input_data = by_bands ? input.const_data_ptr<T>() : nullptr;  // image n at n * stride(0)
-  at::Tensor col = ws.empty({slots(max_tasks), rows, KC}, acc);
-  at::Tensor out_tile = ws.empty({slots(max_tasks), rows, Cout}, acc);
+  at::Tensor col = ws.empty({tile_buffers, rows, KC}, acc);
+  at::Tensor out_tile = ws.empty({tile_buffers, rows, Cout}, acc);
   std::vector<at::Tensor> off_stage(per_round), mask_stage(per_round);
 
   // Band task i of the copies of images n0, n0 + 1, ...: band i % bands.count of image n0 + i / bands.count.
@@ -489,27 +515,51 @@ at::Tensor forward_impl(const Args& a, const at::Tensor& input, const at::Tensor
                              mask ? staged<T>((*mask)[n], mask_stage[j], ws) : nullptr};
       out_of[j] = direct ? out[n].mutable_data_ptr<T>() : nullptr;
     }
-    run_tasks(images * tiles + band_tasks, [&](int64_t t, int64_t slot) {
-      if (t >= images * tiles) {  // the next round's copies
-        copy_band(n1, t - images * tiles);
-        return;
-      }
-      const int64_t j = t / tiles, p0 = t % tiles * rows, len = std::min(rows, P - p0);
-      at::Tensor cols = col[slot].narrow(0, 0, len);
-      kern.im2col(g, in[j], p0, p0, p0 + len, cols.mutable_data_ptr<T>());
-      at::Tensor tile = out_tile[slot].narrow(0, 0, len);
-      for (int64_t grp = 0; grp < G; ++grp) {
-        at::Tensor dst = tile.narrow(1, grp * Cog, Cog);
-        matmul(kern, dst, cols.narrow(1, grp * KCg, KCg), wt[grp]);
-      }
-      if (direct) {  // the bias added on the way
-        kern.transpose(tile.const_data_ptr<T>(), Cout, out_of[j] + p0, P, 0, Cout, 0, len,
+    // Output channels [c0, c1) (within one conv group) of tile t, from its columns `cols` through `tile`:
+    // the GEMM, then the transpose into the output with the bias added on the way.
+    auto product = [&](int64_t t, const at::Tensor& cols, const at::Tensor& tile, int64_t c0, int64_t c1) {
+      const int64_t j = t / tiles, p0 = t % tiles * rows, len = cols.size(0), grp = c0 / Cog;
+      at::Tensor dst = tile.narrow(1, c0, c1 - c0);
+      matmul(kern, dst, cols.narrow(1, grp * KCg, KCg), wt[grp].narrow(1, c0 - grp * Cog, c1 - c0));
+      if (direct) {
+        kern.transpose(tile.const_data_ptr<T>(), Cout, out_of[j] + p0, P, c0, c1, 0, len,
                        bias ? bias_acc.const_data_ptr<T>() : nullptr);
       } else {
-        if (bias) tile.add_(bias_acc);
-        out[n0 + j].view({Cout, P}).narrow(1, p0, len).copy_(tile.t());
+        if (bias) dst.add_(bias_acc.narrow(0, c0, c1 - c0));
+        out[n0 + j].view({Cout, P}).narrow(0, c0, c1 - c0).narrow(1, p0, len).copy_(dst.t());
       }
-    });
+    };
+    const int64_t round_tiles = images * tiles;
+    if (!split) {
+      run_tasks(round_tiles + band_tasks, [&](int64_t t, int64_t slot) {
+        if (t >= round_tiles) {  // the next round's copies
+          copy_band(n1, t - round_tiles);
+          return;
+        }
+        const int64_t p0 = t % tiles * rows, len = std::min(rows, P - p0);
+        at::Tensor cols = col[slot].narrow(0, 0, len);
+        kern.im2col(g, in[t / tiles], p0, p0, p0 + len, cols.mutable_data_ptr<T>());
+        const at::Tensor tile = out_tile[slot].narrow(0, 0, len);
+        for (int64_t grp = 0; grp < G; ++grp) product(t, cols, tile, grp * Cog, (grp + 1) * Cog);
+      });
+    } else {
+      // The columns of every tile, then the products by blocks of output channels.
+      run_tasks(round_tiles, [&](int64_t t, int64_t) {
+        const int64_t p0 = t % tiles * rows, len = std::min(rows, P - p0);
+        kern.im2col(g, in[t / tiles], p0, p0, p0 + len, col[t].mutable_data_ptr<T>());
+      });
+      run_tasks(round_tiles * column_blocks + band_tasks, [&](int64_t u, int64_t) {
+        if (u >= round_tiles * column_blocks) {
+          copy_band(n1, u - round_tiles * column_blocks);
+          return;
+        }
+        const int64_t t = u / column_blocks, b = u % column_blocks, p0 = t % tiles * rows;
+        const int64_t len = std::min(rows, P - p0), grp = b / blocks_per_group;
+        const int64_t c0 = grp * Cog + b % blocks_per_group * kColumnBlock;
+        const int64_t c1 = std::min((grp + 1) * Cog, c0 + kColumnBlock);
+        product(t, col[t].narrow(0, 0, len), out_tile[t].narrow(0, 0, len), c0, c1);
+      });
+    }
     if (!by_bands) fill_images(n1, next_end);
   }
   return out;
@@ -730,18 +780,47 @@ const char* kernel_isa() { return cpu::kernels().isa; }
 
 const char* kernel_gemm() { return cpu::kernels().f32.gemm != nullptr && cpu::use_own_gemm() ? "own" : "blas"; }
 
+int64_t forward_tile_rows(int64_t n, int64_t c, int64_t h, int64_t w, int64_t c_out, int64_t kernel, int64_t stride,
+                          int64_t padding, int64_t dilation, int64_t groups, int64_t deformable_groups) {
+  TORCH_CHECK_VALUE(n > 0 && c > 0 && h > 0 && w > 0 && c_out > 0 && kernel > 0 && stride > 0 && padding >= 0 &&
+                        dilation > 0 && groups > 0 && deformable_groups > 0 && c % groups == 0 &&
+                        c_out % groups == 0 && c % deformable_groups == 0,
+                    "forward_tile_rows: expected positive sizes (padding >= 0) and channels divisible by the groups");
+  cpu::Args a;
+  a.batch = n;
+  a.out_channels = c_out;
+  cpu::Geometry& g = a.g;
+  g.channels = c;
+  g.height = h;
+  g.width = w;
+  g.kernel_h = g.kernel_w = kernel;
+  g.stride_h = g.stride_w = stride;
+  g.pad_h = g.pad_w = padding;
+  g.dil_h = g.dil_w = dilation;
+  g.out_h = (h + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1;
+  g.out_w = (w + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1;
+  TORCH_CHECK_VALUE(g.out_h > 0 && g.out_w > 0, "forward_tile_rows: the output would be empty");
+  g.groups = groups;
+  g.deformable_groups = deformable_groups;
+  return cpu::forward_tile_rows(a, sizeof(float));
+}
+
 std::vector<double> gemm_seconds(int64_t M, int64_t N, int64_t K, const std::string& which, int64_t repeats) {
   TORCH_CHECK_VALUE(M > 0 && N > 0 && K > 0, "gemm_seconds: expected M, N, K > 0, got ", M, ", ", N, ", ", K);
   TORCH_CHECK_VALUE(repeats > 0, "gemm_seconds: expected repeats > 0, got ", repeats);
   TORCH_CHECK_VALUE(which == "own" || which == "blas", "gemm_seconds: expected which 'own' or 'blas', got '", which,
                     "'");
   const auto& kern = cpu::kernels().f32;
-  TORCH_CHECK_VALUE(which == "blas" || kern.gemm != nullptr, "gemm_seconds: no own GEMM for the '",
-                    cpu::kernels().isa, "' kernel set of this CPU (it is an AVX-512 one)");
+  TORCH_CHECK_VALUE(which == "blas" || kern.gemm != nullptr, "gemm_seconds: the '", cpu::kernels().isa,
+                    "' kernel set in use has no own GEMM (it is an AVX-512 one)");
   at::AutoDispatchBelowADInplaceOrView below_autograd;
-  const at::Tensor a = at::randn({M, K}), b = at::randn({K, N});
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(0);  // leaves the global RNG alone
+  const at::Tensor a = at::randn({M, K}, generator), b = at::randn({K, N}, generator);
   at::Tensor c = at::empty({M, N});
-  cpu::SingleThreadBlas one;  // as inside the kernel's tasks
+  // One thread, as inside the kernel's tasks: MKL's own setting, and the pool of any other BLAS.
+  cpu::SingleThreadBlas one;
+  const int threads = at::get_num_threads();
+  at::set_num_threads(1);
   auto run = [&] {
     if (which == "own") {
       kern.gemm(M, N, K, a.const_data_ptr<float>(), K, 1, b.const_data_ptr<float>(), N, c.mutable_data_ptr<float>(), N);
@@ -756,6 +835,7 @@ std::vector<double> gemm_seconds(int64_t M, int64_t N, int64_t K, const std::str
     run();
     seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
+  at::set_num_threads(threads);
   return seconds;
 }
 

@@ -19,7 +19,7 @@
 
 // The avx2 and avx512 sets (and the own GEMM) exist on x86-64 only; elsewhere (an aarch64 host of an
 // Atlas server, say) their entry points return the base set, which the compiler vectorises for that target.
-#if defined(__x86_64__) || defined(_M_X64)
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))  // the guarded code is GCC/Clang's
 #define MX_DCN_X86 1
 #else
 #define MX_DCN_X86 0

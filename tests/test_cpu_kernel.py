@@ -435,8 +435,8 @@ DETERMINISM_CASES = [
     Case("det_one_tile", 1, 8, 6, 7, 4),
     Case("det_c256", 1, 256, 16, 16, 64),
     Case("det_small_images", 11, 8, 5, 5, 4),  # several images per round, two rounds
-    # one image of one tile and 150 output channels: with 2 threads its product is split in 3 blocks
-    Case("det_one_tile_split", 1, 16, 6, 7, 150),
+    # one image of one tile, its product (49 x 2304 by 2304 x 150) split in 3 blocks of output channels
+    Case("det_one_tile_split", 1, 256, 7, 7, 150),
 ]
 
 

@@ -38,6 +38,8 @@ SHAPES: Dict[str, Dict[str, int]] = {
     # small feature maps with many channels (a detection head's ROI features, a late backbone stage)
     "n2_c256_7x7": dict(n=2, c=256, h=7, w=7, c_out=256, stride=1, dilation=1),
     "n1_c256_10x10": dict(n=1, c=256, h=10, w=10, c_out=256, stride=1, dilation=1),
+    # one image of a late backbone stage: a single tile, whose product the threads share
+    "n1_c512_7x7": dict(n=1, c=512, h=7, w=7, c_out=512, stride=1, dilation=1),
 }
 # The shapes the performance targets are stated on (forward <= 1.5x, forward+backward <= 3x dense).
 TARGET_SHAPES = ("n2_c64_64x64", "n1_c256_32x32", "n6_c64_64x176", "n8_c128_32x32")

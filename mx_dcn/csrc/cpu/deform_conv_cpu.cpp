@@ -468,17 +468,17 @@ at::Tensor forward_impl(const Args& a, const at::Tensor& input, const at::Tensor
 
   const bool by_bands = fills_by_bands<T>(input[0]);
   const SpatialBands bands(HW, C);
-  // Rounds of fewer than kMaxSlots tiles (a small image alone) sample every tile first, then split their
-  // products by blocks of 64 output channels (the own GEMM's column block, never across a conv group), so
-  // that the threads share the GEMM ((1,512,7,7): 1.95-2.30 -> 1.47-1.81 times the dense convolution).
-  // Only for products of 2^24 multiply-adds or more (~0.3 ms), where the extra synchronisation is small
-  // beside the time saved. Decided by the problem, never by the thread count, so that a BLAS whose blocks
-  // of columns might not sum like its whole product still gives one answer for any count.
+  // A round of a single tile (one small image) samples it first, then splits its product by blocks of 64
+  // output channels (the own GEMM's column block, never across a conv group), so that the threads share
+  // the GEMM ((1,512,7,7): forward 1.74-1.87 -> 1.30-1.44 times the dense convolution; rounds of 2 tiles,
+  // (1,256,10,10), got no faster: 1.23-1.30 -> 1.32-1.37). Only for products of 2^24 multiply-adds or
+  // more (~0.3 ms), where the extra synchronisation is small beside the time saved. Decided by the
+  // problem, never by the thread count, so that a BLAS whose blocks of columns might not sum like its
+  // whole product still gives one answer for any count.
   constexpr int64_t kColumnBlock = 64;
   const int64_t blocks_per_group = (Cog + kColumnBlock - 1) / kColumnBlock, column_blocks = G * blocks_per_group;
-  const bool split = per_round * tiles < kMaxSlots && column_blocks > 1 &&
-                     std::min(per_round * tiles * rows, N * P) * KCg * Cout >= (int64_t(1) << 24);
-  // A tile may get any slot of these; split rounds hold every tile's columns at once.
+  const bool split = per_round * tiles == 1 && column_blocks > 1 && P * KCg * Cout >= (int64_t(1) << 24);
+  // A tile may get any slot of these; a split round holds its tile's columns until the products.
   const int64_t max_tasks = per_round * tiles + (rounds > 1 && by_bands ? per_round * bands.count : 0);
   const int64_t tile_buffers = split ? per_round * tiles : slots(max_tasks);
   at::Tensor x_cl = ws.empty({sets * per_round, HW + 1, C}, acc);

@@ -470,8 +470,8 @@ at::Tensor forward_impl(const Args& a, const at::Tensor& input, const at::Tensor
   const SpatialBands bands(HW, C);
   // A round of a single tile (one small image) samples it first, then splits its product by blocks of 64
   // output channels (the own GEMM's column block, never across a conv group), so that the threads share
-  // the GEMM ((1,512,7,7): forward 1.74-1.87 -> 1.30-1.44 times the dense convolution; rounds of 2 tiles,
-  // (1,256,10,10), got no faster: 1.23-1.30 -> 1.32-1.37). Only for products of 2^24 multiply-adds or
+  // the GEMM ((1,512,7,7): forward 1.74-2.25 -> 1.30-1.66 times the dense convolution; rounds of 2 tiles,
+  // (1,256,10,10), got no faster split: 1.23-1.30 -> 1.32-1.37). Only for products of 2^24 multiply-adds or
   // more (~0.3 ms), where the extra synchronisation is small beside the time saved. Decided by the
   // problem, never by the thread count, so that a BLAS whose blocks of columns might not sum like its
   // whole product still gives one answer for any count.

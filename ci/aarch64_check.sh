@@ -16,7 +16,7 @@ if ! command -v "$CXX" >/dev/null; then
     echo "aarch64_check: installing g++-aarch64-linux-gnu"
     export DEBIAN_FRONTEND=noninteractive
     apt-get install -y -q g++-aarch64-linux-gnu >/dev/null ||
-      { apt-get update -q >/dev/null && apt-get install -y -q g++-aarch64-linux-gnu >/dev/null; }
+      { apt-get update -q >/dev/null && apt-get install -y -q g++-aarch64-linux-gnu >/dev/null; } || true
   fi
   command -v "$CXX" >/dev/null ||
     { echo "aarch64_check: $CXX is missing and could not be installed (needs root and apt-get)" >&2; exit 1; }

@@ -180,10 +180,12 @@ def gemm_rates(shape_names: Optional[Sequence[str]] = None, repeats: int = 20) -
     tiles have, by the (9*C, C_out) weight; float32, one thread, as the kernel's tasks run it) by mx_dcn's own
     GEMM and by the BLAS torch links, medians of `repeats` calls: the figures behind the MX_DCN_CPU_GEMM
     default. Shapes default to the four target shapes; products already timed are not repeated. `own` is
-    None where the kernel set in use has no own GEMM (it is an AVX-512 one)."""
+    None where the kernel set in use has no own GEMM (it is an AVX-512 one). A shape whose single tile the
+    kernel splits between threads (n1_c512_7x7) is timed whole here, as one thread would run it."""
     from mx_dcn import ops
 
     mod = ops.load()
+    ops._sync_budget()  # the tile rows follow the current workspace budget
     names = list(shape_names) if shape_names else list(TARGET_SHAPES)
     for name in names:
         if name not in SHAPES:

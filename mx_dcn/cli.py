@@ -705,7 +705,8 @@ cases: """ + _wrap(", ".join(c.name for c in CASES)).replace("\n", "\n       "))
   mx-dcn bench --plot bench.png         also draw time per shape (needs matplotlib)
   mx-dcn bench --gemm                   the tile products: mx_dcn's own GEMM against the BLAS
 Run it on an idle machine: other processes inflate the times.""")
-    p.add_argument("--shapes", type=name_list, metavar="A,B", help="only these shapes (default: all)")
+    p.add_argument("--shapes", type=name_list, metavar="A,B",
+                   help="only these shapes (default: all; with --gemm, the four target shapes)")
     p.add_argument("--repeats", type=positive_int, help="timed repetitions per measurement")
     p.add_argument("--quick", action="store_true",
                    help="the cheapest shape only (unless --shapes) and 2 repeats (unless --repeats)")
@@ -714,8 +715,9 @@ Run it on an idle machine: other processes inflate the times.""")
     p.add_argument("--json", action="store_true", help="results as JSON on stdout")
     p.add_argument("--plot", metavar="FILE.png", help="write a bar chart of time per shape")
     p.add_argument("--gemm", action="store_true",
-                   help="instead, time the forward's tile products (256 rows, one thread) by mx_dcn's own "
-                        "GEMM and by the BLAS, in GFLOP/s: what MX_DCN_CPU_GEMM chooses between")
+                   help="instead, time the forward's tile products (the kernel's tile rows, one thread) by "
+                        "mx_dcn's own GEMM and by the BLAS, in GFLOP/s: what MX_DCN_CPU_GEMM chooses between "
+                        "(default shapes: the four targets)")
     p.set_defaults(func=cmd_bench)
     return parser
 

@@ -354,8 +354,6 @@ def test_raw_op_rejects_bad_input_with_a_clear_error():
             torch.ops.mx_dcn.deform_conv2d(*a.values())
 
 
-
-
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("case", GEMM_EDGE_CASES, ids=lambda c: c.name)
 def test_matrix_product_edges(case, dtype):
@@ -365,11 +363,28 @@ def test_matrix_product_edges(case, dtype):
     inputs = case.make_inputs(dtype=dtype, seed=11)
     want, grad_out, grads = oracle_pair(inputs, case)
     leaves = {n: t.requires_grad_(True) for n, t in inputs.items()}
-    out = run_op(leaves, case)
+    with workspace_budget(256 << 20):  # the default, which the split case's single tile needs
+        out = ops.deform_conv2d(*(leaves[n] for n in NAMES), *op_args(case))
     check(out, want, dtype, f"{case.name} output")
     out.backward(grad_out.to(dtype))
     for n in NAMES:
         check(leaves[n].grad, grads[n], dtype, f"{case.name} grad {n}")
+
+
+@pytest.mark.parametrize("name", ["gemm_one_tile_split_groups", "det_one_tile_split"])
+def test_split_cases_reach_the_split(name):
+    """The cases meant to cover a lone tile's split product meet its conditions (float32, default budget):
+    one tile, more than one block of 64 output channels, and 2^24 multiply-adds or more."""
+    case = {c.name: c for c in GEMM_EDGE_CASES + tuple(DETERMINISM_CASES)}[name]
+    mod = ops.load()
+    with workspace_budget(256 << 20):
+        ops._sync_budget()
+        rows = mod.forward_tile_rows(case.n, case.c_in, case.h, case.w, case.c_out, groups=case.groups,
+                                     deformable_groups=case.deformable_groups)
+    pixels = case.h * case.w  # 3x3, stride 1, padding 1
+    assert rows >= pixels
+    assert case.c_out // case.groups > 64 or case.groups > 1
+    assert pixels * 9 * case.c_in // case.groups * case.c_out >= 1 << 24
 
 
 def test_tiles_smaller_than_an_image_give_the_same_answer():

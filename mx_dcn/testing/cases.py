@@ -125,8 +125,9 @@ GEMM_EDGE_CASES = (
     # two conv groups of 50 output channels (3 vectors + 2 columns), 24 input channels each (K*Cg = 216 =
     # 3 blocks of 64 + 24), 77 pixels
     Case("gemm_groups_cout50", 1, 48, 7, 11, 100, groups=2, deformable_groups=2),
-    # one image of one tile: its product (49 x 2304 by 2304 x 80 per group, over 2^24 multiply-adds) split by
-    # 64 output channels within each conv group of 80 (64 + 16)
+    # one image of one tile (in float32 and the half types, at the default budget; float64 takes 2): its
+    # product (49 x 2304 by 2304 x 80 per group, over 2^24 multiply-adds) split by 64 output channels
+    # within each conv group of 80 (64 + 16)
     Case("gemm_one_tile_split_groups", 1, 512, 7, 7, 160, groups=2, deformable_groups=2),
 )
 

@@ -271,7 +271,6 @@ class SingleThreadBlas {
   int previous_;
 };
 
-
 // dst = a b (2-d, of type T): the kernel set's own GEMM where it has one, it is chosen (use_own_gemm)
 // and the rows of b and dst are contiguous, else the BLAS (at::mm_out). Called inside tasks: one
 // thread each.
@@ -518,18 +517,22 @@ at::Tensor forward_impl(const Args& a, const at::Tensor& input, const at::Tensor
                              mask ? staged<T>((*mask)[n], mask_stage[j], ws) : nullptr};
       out_of[j] = direct ? out[n].mutable_data_ptr<T>() : nullptr;
     }
-    // Output channels [c0, c1) (within one conv group) of tile t, from its columns `cols` through `tile`:
-    // the GEMM, then the transpose into the output with the bias added on the way.
-    auto product = [&](int64_t t, const at::Tensor& cols, const at::Tensor& tile, int64_t c0, int64_t c1) {
-      const int64_t j = t / tiles, p0 = t % tiles * rows, len = cols.size(0), grp = c0 / Cog;
-      at::Tensor dst = tile.narrow(1, c0, c1 - c0);
-      matmul(kern, dst, cols.narrow(1, grp * KCg, KCg), wt[grp].narrow(1, c0 - grp * Cog, c1 - c0));
+    // Output channels [c0, c1) (within one conv group) of tile t: the GEMM of its columns `cols` into `tile`.
+    auto multiply = [&](const at::Tensor& cols, const at::Tensor& tile, int64_t c0, int64_t c1) {
+      const int64_t grp = c0 / Cog;
+      matmul(kern, tile.narrow(1, c0, c1 - c0), cols.narrow(1, grp * KCg, KCg),
+             wt[grp].narrow(1, c0 - grp * Cog, c1 - c0));
+    };
+    // Output channels [c0, c1) of tile t from `tile` into the output, the bias added on the way.
+    auto store = [&](int64_t t, const at::Tensor& tile, int64_t c0, int64_t c1) {
+      const int64_t j = t / tiles, p0 = t % tiles * rows, len = tile.size(0);
       if (direct) {
         kern.transpose(tile.const_data_ptr<T>(), Cout, out_of[j] + p0, P, c0, c1, 0, len,
                        bias ? bias_acc.const_data_ptr<T>() : nullptr);
       } else {
-        if (bias) dst.add_(bias_acc.narrow(0, c0, c1 - c0));
-        out[n0 + j].view({Cout, P}).narrow(0, c0, c1 - c0).narrow(1, p0, len).copy_(dst.t());
+        at::Tensor part = tile.narrow(1, c0, c1 - c0);
+        if (bias) part.add_(bias_acc.narrow(0, c0, c1 - c0));
+        out[n0 + j].view({Cout, P}).narrow(0, c0, c1 - c0).narrow(1, p0, len).copy_(part.t());
       }
     };
     const int64_t round_tiles = images * tiles;
@@ -543,7 +546,8 @@ at::Tensor forward_impl(const Args& a, const at::Tensor& input, const at::Tensor
         at::Tensor cols = col[slot].narrow(0, 0, len);
         kern.im2col(g, in[t / tiles], p0, p0, p0 + len, cols.mutable_data_ptr<T>());
         const at::Tensor tile = out_tile[slot].narrow(0, 0, len);
-        for (int64_t grp = 0; grp < G; ++grp) product(t, cols, tile, grp * Cog, (grp + 1) * Cog);
+        for (int64_t grp = 0; grp < G; ++grp) multiply(cols, tile, grp * Cog, (grp + 1) * Cog);
+        store(t, tile, 0, Cout);
       });
     } else {
       // The columns of every tile, then the products by blocks of output channels.
@@ -560,7 +564,9 @@ at::Tensor forward_impl(const Args& a, const at::Tensor& input, const at::Tensor
         const int64_t len = std::min(rows, P - p0), grp = b / blocks_per_group;
         const int64_t c0 = grp * Cog + b % blocks_per_group * kColumnBlock;
         const int64_t c1 = std::min((grp + 1) * Cog, c0 + kColumnBlock);
-        product(t, col[t].narrow(0, 0, len), out_tile[t].narrow(0, 0, len), c0, c1);
+        const at::Tensor tile = out_tile[t].narrow(0, 0, len);
+        multiply(col[t].narrow(0, 0, len), tile, c0, c1);
+        store(t, tile, c0, c1);
       });
     }
     if (!by_bands) fill_images(n1, next_end);
@@ -800,8 +806,8 @@ int64_t forward_tile_rows(int64_t n, int64_t c, int64_t h, int64_t w, int64_t c_
   g.stride_h = g.stride_w = stride;
   g.pad_h = g.pad_w = padding;
   g.dil_h = g.dil_w = dilation;
-  g.out_h = (h + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1;
-  g.out_w = (w + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1;
+  g.out_h = conv_out_size(h, kernel, stride, padding, dilation);
+  g.out_w = conv_out_size(w, kernel, stride, padding, dilation);
   TORCH_CHECK_VALUE(g.out_h > 0 && g.out_w > 0, "forward_tile_rows: the output would be empty");
   g.groups = groups;
   g.deformable_groups = deformable_groups;
@@ -820,9 +826,13 @@ std::vector<double> gemm_seconds(int64_t M, int64_t N, int64_t K, const std::str
   auto generator = at::make_generator<at::CPUGeneratorImpl>(0);  // leaves the global RNG alone
   const at::Tensor a = at::randn({M, K}, generator), b = at::randn({K, N}, generator);
   at::Tensor c = at::empty({M, N});
-  // One thread, as inside the kernel's tasks: MKL's own setting, and the pool of any other BLAS.
+  // One thread, as inside the kernel's tasks: MKL's own setting, and the pool of any other BLAS (restored
+  // however the timing ends; with ATen's native pool, whose size is set once, the restore only warns).
   cpu::SingleThreadBlas one;
-  const int threads = at::get_num_threads();
+  struct RestoreThreads {
+    int threads = at::get_num_threads();
+    ~RestoreThreads() { at::set_num_threads(threads); }
+  } restore;
   at::set_num_threads(1);
   auto run = [&] {
     if (which == "own") {
@@ -838,7 +848,6 @@ std::vector<double> gemm_seconds(int64_t M, int64_t N, int64_t K, const std::str
     run();
     seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
-  at::set_num_threads(threads);
   return seconds;
 }
 

@@ -263,20 +263,12 @@ def format_table(results: List[dict]) -> str:
     return "\n".join(lines)
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from mx_dcn.cli import positive_int
+
     parser = argparse.ArgumentParser(prog="python -m mx_dcn.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--shapes", nargs="+", choices=sorted(SHAPES), help="shapes to run (default: all)")
-    parser.add_argument("--repeats", type=_positive_int, default=None,
+    parser.add_argument("--repeats", type=positive_int, default=None,
                         help="timed runs per figure (default 10; 20 calls per product with --gemm)")
     parser.add_argument("--quick", action="store_true", help="2 repeats (a smoke test, not a measurement)")
     parser.add_argument("--no-torchvision", action="store_true", help="skip torchvision even if importable")

@@ -11,8 +11,9 @@ from .functional import (DeformConv2dFunction, ModulatedDeformConv2dFunction, de
 from .problem import Problem, describe
 from .registry import (BackendFallbackError, BackendUnusableError, SelectionReport, backend_names,
                        get_backend, strict, use_backend)
-from .workspace import (get_workspace_budget, get_workspace_cache_limit, release_workspace_cache,
-                        set_workspace_budget, set_workspace_cache_limit, workspace_budget, workspace_cache_bytes)
+from .ops import (get_workspace_cache_limit, release_workspace_cache, set_workspace_cache_limit,
+                  workspace_cache_bytes)
+from .workspace import get_workspace_budget, set_workspace_budget, workspace_budget
 
 __version__ = "0.1.0"
 

@@ -264,7 +264,7 @@ def format_table(results: List[dict]) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from mx_dcn.cli import positive_int
+    from mx_dcn.cli.args import positive_int
 
     parser = argparse.ArgumentParser(prog="python -m mx_dcn.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--shapes", nargs="+", choices=sorted(SHAPES), help="shapes to run (default: all)")

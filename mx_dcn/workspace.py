@@ -4,10 +4,9 @@ Backends split the batch (and, for one large image, the output rows) into chunks
 fits the budget, so memory does not grow with the batch size. Set it with the environment variable
 MX_DCN_WORKSPACE_MB, `set_workspace_budget(bytes)`, or the `workspace_budget(bytes)` context manager.
 
-The workspace cache: the native CPU kernel keeps the buffers of its last calls, up to a limit, so the
-next call does not fault in fresh pages (a page fault per 4 KiB page: ~1,400 of them, about 3.5 ms,
-in a 7 ms (2,64,64,64,64) forward on the machine the benchmark ran on). MX_DCN_WORKSPACE_CACHE_MB
-(default 64; 0 turns it off), `set_workspace_cache_limit(bytes)`, `release_workspace_cache()`.
+The workspace cache's limit from MX_DCN_WORKSPACE_CACHE_MB (default 64; 0 turns it off) is read here;
+the cache itself lives in the native CPU kernel and is controlled through mx_dcn.ops
+(`set_workspace_cache_limit(bytes)`, `release_workspace_cache()`).
 """
 from __future__ import annotations
 
@@ -84,32 +83,3 @@ def cache_limit_from_env() -> int:
     if not mb >= 0 or mb == float("inf"):
         raise ValueError(f"MX_DCN_WORKSPACE_CACHE_MB: expected a number of megabytes >= 0, got {raw!r}")
     return int(mb * 1024 * 1024)
-
-
-def _native():
-    """The loaded extension, which holds the cache (imported here: mx_dcn.ops imports this module)."""
-    from . import ops
-    return ops.load()
-
-
-def set_workspace_cache_limit(nbytes: int) -> None:
-    """Bytes of workspace buffers the native CPU kernel keeps between calls (process-wide). Buffers
-    beyond it are freed now; 0 frees them all and turns the cache off."""
-    if not isinstance(nbytes, int) or isinstance(nbytes, bool) or nbytes < 0:
-        raise ValueError(f"nbytes: expected an int >= 0, got {nbytes!r}")
-    _native().set_workspace_cache_limit(nbytes)
-
-
-def get_workspace_cache_limit() -> int:
-    """The limit in bytes of the native CPU kernel's workspace cache."""
-    return _native().workspace_cache_limit()
-
-
-def workspace_cache_bytes() -> int:
-    """Bytes of workspace buffers the native CPU kernel holds between calls right now."""
-    return _native().workspace_cache_bytes()
-
-
-def release_workspace_cache() -> None:
-    """Frees the buffers the native CPU kernel keeps between calls (the limit stays)."""
-    _native().release_workspace_cache()

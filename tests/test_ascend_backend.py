@@ -9,6 +9,7 @@ import torch
 
 import mx_dcn
 from mx_dcn.backends import ascendc
+from mx_dcn.backends.ascendc import device as ascendc_device
 from mx_dcn.backends.base import AVAILABLE
 
 META = "meta"
@@ -95,7 +96,7 @@ def test_available_says_torch_npu_is_missing_here():
 def test_available_lists_each_missing_piece(monkeypatch):
     """With torch_npu importable but nothing else present: device, package and glue are each named."""
     monkeypatch.setitem(sys.modules, "torch_npu", types.ModuleType("torch_npu"))
-    monkeypatch.setattr(ascendc, "_soc_cache", {})
+    monkeypatch.setattr(ascendc_device, "_soc_cache", {})
     monkeypatch.delenv("ASCEND_CUSTOM_OPP_PATH", raising=False)
     monkeypatch.delenv("ASCEND_OPP_PATH", raising=False)
     reason = ascendc.AscendCBackend().available().reason

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from mx_dcn.backends.ascendc import SimKernels, run_with_kernels
+from mx_dcn.backends.ascendc.algorithm import run_with_kernels
+from mx_dcn.backends.ascendc.kernels import SimKernels
 from mx_dcn.problem import describe
 from mx_dcn.testing.oracle import oracle_backward, oracle_forward
 

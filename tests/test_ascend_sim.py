@@ -4,7 +4,9 @@ model's own rules."""
 import pytest
 import torch
 
-from mx_dcn.backends.ascendc import (COL2IM, IM2COL, SimError, SimKernels, compute_tiling, run_with_kernels)
+from mx_dcn.backends.ascendc.algorithm import run_with_kernels
+from mx_dcn.backends.ascendc.kernels import SimError, SimKernels
+from mx_dcn.backends.ascendc.tiling import COL2IM, IM2COL, compute_tiling
 from mx_dcn.problem import describe
 from mx_dcn.testing.cases import Case
 from mx_dcn.testing.oracle import oracle_backward, oracle_forward

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from mx_dcn.backends.ascendc import SimKernels, default_sim_library
+from mx_dcn.backends.ascendc.kernels import SimKernels, default_sim_library
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _SOURCES = [os.path.join(ROOT, "kernels_ascend", d) for d in ("op_kernel", "op_host", "sim")]

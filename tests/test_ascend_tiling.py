@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from mx_dcn.backends.ascendc import (COL2IM, IM2COL, SHAPE_FIELDS, TILING_FIELDS, TILING_MESSAGES, UB_BYTES,
+from mx_dcn.backends.ascendc.tiling import (COL2IM, IM2COL, SHAPE_FIELDS, TILING_FIELDS, TILING_MESSAGES, UB_BYTES,
                                      compute_tiling, ub_bytes)
 
 from test_ascend_support import sim  # noqa: F401  (fixture)

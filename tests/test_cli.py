@@ -14,7 +14,7 @@ from mx_dcn.testing.cases import CASES
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NPU_TARGET = ["--device", "npu", "--soc", "Ascend910B2"]
 THREE_DCN = ["--model", "tests.models.three_dcn:build", "--input-shape", "1,3,64,64"]
-# The ascendc backend's rule names (mx_dcn/backends/ascendc.py), stable for scripts.
+# The ascendc backend's rule names (mx_dcn/backends/ascendc/backend.py), stable for scripts.
 ASCENDC_SOC_RULE, ASCENDC_C_IN_RULE, ASCENDC_DG_RULE = "soc", "c_in_multiple_of_64", "deformable_groups"
 
 

@@ -1,4 +1,4 @@
-// See dcn_tiling.h. Kept in step with mx_dcn/backends/ascendc.py (_tiling), which a test checks.
+// See dcn_tiling.h. Kept in step with mx_dcn/backends/ascendc/tiling.py (compute_tiling), which a test checks.
 #include "dcn_tiling.h"
 
 namespace mxdcn {

@@ -2,7 +2,7 @@
 //
 // Plain C++11, no CANN headers: the CANN tiling entry (op_host/mx_dcn_ops.cpp), the CPU model
 // (sim/) and the tests all call ComputeDcnTiling, so the numbers a kernel runs with on the device
-// are the numbers tested here. mx_dcn/backends/ascendc.py mirrors this file in Python (tested
+// are the numbers tested here. mx_dcn/backends/ascendc/tiling.py mirrors this file in Python (tested
 // field by field against it over a sweep of shapes).
 //
 // Work split: a launch covers `pixelCount` output pixels (flattened n*Ho*Wo, starting at global

@@ -2,7 +2,7 @@
 // torch.ops.mx_dcn_npu.col2im (PrivateUse1 = NPU), which call the aclnn API that CANN generates for
 // the custom-op package (kernels_ascend). Built only where torch_npu and CANN are installed
 // (setup_npu.py); NOT compiled in this repository's CI. The algorithm around these two calls is
-// mx_dcn/backends/ascendc.py; the tensors arrive fp32, contiguous, channels-last (see
+// mx_dcn/backends/ascendc/algorithm.py; the tensors arrive fp32, contiguous, channels-last (see
 // kernels_ascend/op_host/mx_dcn_ops.cpp for the layouts).
 #include <torch/extension.h>
 

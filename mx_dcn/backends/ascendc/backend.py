@@ -1,0 +1,103 @@
+"""The AscendC kernel backend for Atlas A2 (kernels_ascend/): its availability and its constraints.
+
+Package layout: `tiling` (the kernels' tiling, mirrored from op_host, and the platform facts),
+`kernels` (kernel providers: the NPU custom ops, or the CPU model of the AscendC API), `algorithm`
+(channels-last launches + matmuls, the autograd function), `device` (what the NPU environment offers).
+
+Constraints (checked before any launch, also for a declared target): Atlas A2 SoC (Ascend910B*);
+C_in % 64 == 0; deformable_groups == 1; dtype float32, float16 or bfloat16 (computed in float32,
+half types cast in and results cast back; float64 is refused rather than silently computed in
+float32); and the kernels' tiling limits (UB size, 8-bit repeat counts, 16-bit strides, 32-bit
+fields), evaluated by `tiling.compute_tiling`.
+
+SoC rule: the SoC is `problem.soc` when declared, else the name torch_npu reports for the current
+device. When neither exists (a declared "npu" target on a machine without one, without a SoC), the
+call is reported with the rule "soc" as unknown: the kernels would only run on Atlas A2.
+"""
+from __future__ import annotations
+
+from typing import List, Optional
+
+import torch
+
+from ...problem import Problem
+from ..base import AVAILABLE, Availability, Backend, Violation, unavailable
+from .algorithm import run_with_kernels
+from .device import custom_op_package, device_soc, is_atlas_a2
+from .kernels import NpuKernels
+from .tiling import (COL2IM, DEFAULT_VECTOR_CORES, IM2COL, SOC_PREFIX, TILING_MESSAGES, VECTOR_CORES,
+                     compute_tiling, launch_chunks, launch_shape)
+
+
+class AscendCBackend(Backend):
+    name = "ascendc"
+    device_types = ("npu",)
+    description = "AscendC im2col/col2im kernels for Atlas A2 (kernels_ascend) + CANN matmul"
+
+    def __init__(self):
+        self._kernels: Optional[NpuKernels] = None
+
+    @staticmethod
+    def _probe() -> Availability:
+        missing = []
+        try:
+            import torch_npu  # noqa: F401
+        except Exception as e:  # ImportError, or a broken CANN environment
+            return unavailable(f"torch_npu is not importable ({type(e).__name__}: {e}); the custom op package "
+                               "and the device cannot be checked without it")
+        soc = device_soc()
+        if soc is None:
+            missing.append("no NPU device is visible to torch_npu")
+        elif not is_atlas_a2(soc):
+            missing.append(f"the NPU is {soc}, not an Atlas A2 SoC ({SOC_PREFIX}*)")
+        if custom_op_package() is None:
+            missing.append("the mx_dcn custom op package is not installed (no vendors/mx_dcn with "
+                           "op_api/lib/libcust_opapi.so under ASCEND_CUSTOM_OPP_PATH or ASCEND_OPP_PATH; "
+                           "see kernels_ascend/README.md)")
+        try:
+            import mx_dcn._npu  # noqa: F401
+        except Exception as e:
+            missing.append(f"the torch_npu glue mx_dcn._npu is not built ({type(e).__name__}: {e})")
+        return unavailable("; ".join(missing)) if missing else AVAILABLE
+
+    def violations(self, problem: Problem) -> List[Violation]:
+        p = problem
+        out: List[Violation] = []
+        soc = p.soc or (device_soc() if p.device_type == "npu" else None)
+        if soc is None:
+            out.append(Violation("soc", "the SoC is unknown (no NPU visible and none declared); the kernels run on "
+                                        "Atlas A2 only -- declare it, e.g. soc='Ascend910B2'"))
+        elif not is_atlas_a2(soc):
+            out.append(Violation("soc", f"{soc} is not an Atlas A2 SoC ({SOC_PREFIX}*); the kernels are built "
+                                        "for ascend910b"))
+        if p.in_channels % 64:
+            out.append(Violation("c_in_multiple_of_64", f"C_in={p.in_channels} is not a multiple of 64 (the "
+                                 "kernels move and compute whole 256-byte rows of 64 fp32 channels)"))
+        if p.deformable_groups != 1:
+            out.append(Violation("deformable_groups", f"deformable_groups={p.deformable_groups}; the kernels "
+                                 "support 1"))
+        if p.dtype == torch.float64:
+            out.append(Violation("dtype", "float64 is not supported: the kernels compute in float32 (float16 "
+                                 "and bfloat16 are cast to float32 and back; float64 would silently lose precision)"))
+        if out or p.batch == 0:
+            return out
+        return self._tiling_violations(p, VECTOR_CORES.get(soc or "", DEFAULT_VECTOR_CORES))
+
+    @staticmethod
+    def _tiling_violations(p: Problem, core_num: int) -> List[Violation]:
+        """Tile the first and the last launch of the call for both kernels; report what does not fit."""
+        chunks = launch_chunks(p)
+        launches = {chunks[0], chunks[-1]}
+        for kind, kernel in ((IM2COL, "im2col"), (COL2IM, "col2im")):
+            for start, count in sorted(launches):
+                status, _ = compute_tiling(kind, launch_shape(p, start, count), core_num)
+                if status:
+                    return [Violation("tiling", f"the {kernel} kernel cannot tile this call: "
+                                                f"{TILING_MESSAGES[status]}")]
+        return []
+
+    def run(self, problem, x, offset, mask, weight, bias):
+        if self._kernels is None:
+            self._kernels = NpuKernels()
+        return run_with_kernels(problem, x, offset, mask, weight, bias, self._kernels)
+

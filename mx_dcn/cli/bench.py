@@ -1,0 +1,154 @@
+"""`mx-dcn bench`: mx_dcn against the dense convolution of the same shape and installed peers."""
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import sys
+from typing import List
+
+from .args import PROG, Formatter, UsageError, emit_json, name_list, positive_int, wrap
+
+
+def cmd_bench(args) -> int:
+    if importlib.util.find_spec("mx_dcn.bench") is None:
+        print(f"{PROG} bench: error: mx_dcn.bench is not part of this installation", file=sys.stderr)
+        return 1
+    from .. import bench
+
+    if args.gemm and args.plot:
+        raise UsageError("--plot draws the convolution table; it does not combine with --gemm")
+    if args.plot:
+        if importlib.util.find_spec("matplotlib") is None:
+            raise UsageError("--plot needs matplotlib: pip install matplotlib (or mx_dcn[plot])")
+        if not args.plot.lower().endswith(".png"):
+            raise UsageError(f"--plot: expected a .png file name, got {args.plot!r}")
+    names = args.shapes
+    if names:
+        unknown = [n for n in names if n not in bench.SHAPES]
+        if unknown:
+            raise UsageError(f"--shapes: unknown shape(s) {unknown}; known: {', '.join(bench.SHAPES)}")
+    repeats = args.repeats
+    if args.quick:  # a smoke test: the cheapest shape (fewest multiply-adds), 2 repeats
+        def work(shape: dict) -> float:
+            return shape["n"] * shape["c"] * shape["c_out"] * shape["h"] * shape["w"] / shape["stride"] ** 2
+
+        names = names or [min(bench.SHAPES, key=lambda n: work(bench.SHAPES[n]))]
+        repeats = repeats or 2
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if args.gemm:
+        try:
+            rows = bench.gemm_rates(names, repeats=20 if repeats is None else repeats)
+        except Exception as e:  # e.g. the C++ kernel is not built
+            print(f"{PROG} bench: error: {type(e).__name__}: {e}", file=sys.stderr)
+            return 1
+        if args.json:
+            emit_json(rows)
+        else:
+            print(bench.format_gemmtable(rows))
+        return 0
+    progress = regress_progress = None
+    if not args.json:
+        from ..regress import Progress
+
+        regress_progress = Progress(len(names or bench.SHAPES))
+        progress = regress_progress
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the table / JSON
+            results = bench.measure(shape_names=names, repeats=repeats,
+                                    include_torchvision=not args.no_torchvision, progress=progress)
+    except Exception as e:  # e.g. the C++ kernel is not built: say so instead of a traceback
+        print(f"{PROG} bench: error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    finally:
+        if regress_progress:
+            regress_progress.close()
+    if args.json:
+        emit_json(results)
+    else:
+        print(bench.formattable(results))
+    if args.plot:
+        plot_bench(results, args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr)
+    return 0
+
+
+def plot_bench(results: List[dict], path: str) -> None:
+    """Two panels (forward, forward+backward): time per shape for dense conv, mx_dcn and each peer
+    measured, each bar labelled with its multiple of the dense conv. Linear axis from 0, switched to
+    log only when the times span more than 20x (so small bars stay visible, never misleadingly)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series = [("dense conv (F.conv2d)", "dense"), ("mx_dcn", "mxdcn"), ("torchvision", "torchvision")]
+    series = [(label, key) for label, key in series
+              if any(r.get(f"{key}_fwd_ms") is not None for r in results)]
+    shapes = [str(r["shape"]) for r in results]
+    fig, axes = plt.subplots(2, 1, figsize=(max(7, 0.6 * len(shapes) * len(series) + 3), 8.5))
+    width = 0.8 / len(series)
+    for ax, (phase, suffix) in zip(axes, (("forward", "fwd_ms"), ("forward + backward", "fwdbwd_ms"))):
+        values = [r.get(f"{key}_{suffix}") for r in results for _, key in series]
+        values = [v for v in values if v]
+        for k, (label, key) in enumerate(series):
+            for i, r in enumerate(results):
+                y = r.get(f"{key}_{suffix}")
+                if y is None:
+                    continue
+                x = i + (k - (len(series) - 1) / 2) * width
+                ax.bar(x, y, width, color=f"C{k}", label=label if i == 0 else None)
+                dense = r.get(f"dense_{suffix}")
+                text = f"{y:.3g} ms" if key == "dense" else f"{y / dense:.1f}x" if dense else ""
+                ax.annotate(text, (x, y), ha="center", va="bottom", fontsize=8)
+        if values and max(values) / min(values) > 20:
+            ax.set_yscale("log")
+            ax.set_ylim(bottom=min(values) / 2)
+            ax.set_ylabel("time per call (ms, log scale)")
+        else:
+            ax.set_ylim(0, max(values) * 1.15 if values else 1)
+            ax.set_ylabel("time per call (ms)")
+        ax.set_xticks(range(len(shapes)))
+        ax.set_xticklabels(shapes, rotation=20 if len(shapes) > 2 else 0, ha="right" if len(shapes) > 2 else "center",
+                           fontsize=8)
+        ax.set_title(phase, fontsize=11)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left")
+    fig.suptitle("Deformable conv 3x3 fp32 vs the dense conv of the same shape\n"
+                 "(label above a bar: its time / dense conv time)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------- the parser
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "bench", formatter_class=Formatter, help="time mx_dcn against dense conv and installed peers",
+        description=wrap("Time forward and forward+backward of mx_dcn against the dense convolution of the same "
+                    "shape (the floor) and torchvision when installed; print a table, JSON or a plot."),
+        epilog="""examples:
+  mx-dcn bench                          every shape, table on stdout
+  mx-dcn bench --quick                  the cheapest shape, 2 repeats (a smoke test)
+  mx-dcn bench --shapes NAME,NAME --repeats 20 --json > bench.json
+  mx-dcn bench --plot bench.png         also draw time per shape (needs matplotlib)
+  mx-dcn bench --gemm                   the tile products: mx_dcn's own GEMM against the BLAS
+Run it on an idle machine: other processes inflate the times.""")
+    p.add_argument("--shapes", type=name_list, metavar="A,B",
+                   help="only these shapes (default: all; with --gemm, the four target shapes)")
+    p.add_argument("--repeats", type=positive_int, help="timed repetitions per measurement")
+    p.add_argument("--quick", action="store_true",
+                   help="the cheapest shape only (unless --shapes) and 2 repeats (unless --repeats)")
+    p.add_argument("--no-torchvision", action="store_true", help="do not time torchvision even if installed")
+    p.add_argument("--threads", type=positive_int, help="torch.set_num_threads before measuring")
+    p.add_argument("--json", action="store_true", help="results as JSON on stdout")
+    p.add_argument("--plot", metavar="FILE.png", help="write a bar chart of time per shape")
+    p.add_argument("--gemm", action="store_true",
+                   help="instead, time the forward's tile products (the kernel's tile rows, one thread) by "
+                        "mx_dcn's own GEMM and by the BLAS, in GFLOP/s: what MX_DCN_CPU_GEMM chooses between "
+                        "(default shapes: the four targets)")
+    p.set_defaults(func=cmd_bench)

@@ -10,6 +10,10 @@ Controls:
   (a forced backend that cannot take the call raises instead of falling back);
 - strict mode: MX_DCN_STRICT=1, or `with mx_dcn.strict():` -- a fallback raises BackendFallbackError;
 - `mx_dcn.explain(...)` returns the `SelectionReport` without running anything.
+
+Determinism: under `torch.use_deterministic_algorithms(True)` (not warn_only) or
+MX_DCN_DETERMINISTIC=1, a backend whose backward is not deterministic (`Backend.deterministic` False)
+breaks the rule "deterministic", so the call goes to the next backend of the chain that is.
 """
 from __future__ import annotations
 
@@ -21,7 +25,9 @@ import threading
 import warnings
 from typing import Dict, List, Optional, Tuple
 
-from .backends.base import Backend, Violation
+import torch
+
+from .backends.base import DETERMINISTIC_ENV, Backend, Violation
 from .problem import Problem
 
 # Backends by name -> "module:Class", imported lazily so `import mx_dcn` never loads an extension,
@@ -120,6 +126,28 @@ def strict(enabled: bool = True):
         _local.strict = previous
 
 
+# --------------------------------------------------------------------------- determinism
+
+def deterministic_required() -> bool:
+    """Whether calls must get a backend whose backward is deterministic: torch's flag without
+    warn_only (with warn_only, torch runs non-deterministic ops and warns; so do mx_dcn's), or
+    MX_DCN_DETERMINISTIC=1."""
+    if torch.are_deterministic_algorithms_enabled() and not torch.is_deterministic_algorithms_warn_only_enabled():
+        return True
+    return os.environ.get(DETERMINISTIC_ENV, "0").lower() in ("1", "true", "yes", "on")
+
+
+def judge(backend: Backend, problem: Problem) -> Tuple[Violation, ...]:
+    """The constraints `problem` breaks on `backend`: its own rules, plus "deterministic" when
+    determinism is required and the backend cannot guarantee it."""
+    found = tuple(backend.violations(problem))
+    if not backend.deterministic and deterministic_required():
+        found += (Violation("deterministic", f"deterministic algorithms are requested (torch."
+                            f"use_deterministic_algorithms(True) or {DETERMINISTIC_ENV}=1) and this backend's "
+                            f"backward is not deterministic: {backend.determinism}"),)
+    return found
+
+
 # --------------------------------------------------------------------------- the report
 
 
@@ -212,7 +240,7 @@ def select(problem: Problem) -> SelectionReport:
         backend = get_backend(name)
         availability = backend.available()
         in_chain = name in chain
-        violations = tuple(backend.violations(problem)) if in_chain else ()
+        violations = judge(backend, problem) if in_chain else ()
         verdicts[name] = BackendVerdict(name, bool(availability), "" if availability else availability.reason,
                                         violations, in_chain,
                                         assumed=in_chain and problem.declared_target and not availability)
@@ -239,7 +267,7 @@ def resolve(problem: Problem) -> Backend:
     forced = forced_backend()
     first = forced if forced is not None else chain[0]
     backend = get_backend(first)
-    if first in chain and not problem.declared_target and backend.available() and not backend.violations(problem):
+    if first in chain and not problem.declared_target and backend.available() and not judge(backend, problem):
         return backend
     report = select(problem)
     if report.forced is not None and report.chosen is None:

@@ -100,8 +100,10 @@ def test_info_lists_every_backend_with_its_availability():
     assert f"mx_dcn         {mx_dcn.__version__}" in proc.stdout
     assert f"torch          {torch.__version__}" in proc.stdout
     assert "torch_npu" in proc.stdout and "CANN" in proc.stdout
-    rows = {line.split()[0]: line for line in proc.stdout.splitlines()[proc.stdout.splitlines().index(
-        next(l for l in proc.stdout.splitlines() if l.startswith("Backends:"))) + 3:] if line.startswith("  ")}
+    lines = proc.stdout.splitlines()
+    table = lines[lines.index(next(l for l in lines if l.startswith("Backends:"))) + 3:]
+    table = table[:next(i for i, line in enumerate(table) if not line.startswith("  "))]
+    rows = {line.split()[0]: line for line in table}
     for name in registry.backend_names():
         availability = mx_dcn.get_backend(name).available()
         assert name in rows, proc.stdout

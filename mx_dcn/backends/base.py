@@ -10,6 +10,10 @@ import torch
 from ..problem import Problem
 
 
+# Asks for deterministic backward passes like torch.use_deterministic_algorithms(True) does (mx_dcn.registry).
+DETERMINISTIC_ENV = "MX_DCN_DETERMINISTIC"
+
+
 @dataclasses.dataclass(frozen=True)
 class Violation:
     """One constraint a call breaks: a short rule name (stable, for scripts) and a sentence."""
@@ -40,16 +44,26 @@ def unavailable(reason: str) -> Availability:
 
 
 class Backend:
-    """Base class. Subclasses set `name`, `device_types`, `description` and override the methods.
+    """Base class. Subclasses set `name`, `device_types`, `description`, `limits`, `deterministic`,
+    `determinism` and override the methods.
 
     `available()` must be cheap after the first call and must never raise. `violations(problem)`
     judges a call without running it, so it works for declared targets (meta tensors, a device or
-    chip this machine lacks).
+    chip this machine lacks). `limits` documents every rule `violations` can name, as
+    "rule: sentence" (tests check that each rule a backend emits is documented there).
+
+    `deterministic`: whether the backend's backward gives bitwise-equal results run after run when
+    torch.use_deterministic_algorithms(True) is in force. A backend that cannot guarantee it says
+    False, and the registry then rejects its calls with the rule "deterministic" (mx_dcn.registry).
+    `determinism` says how that is known (by construction and tested here, or documented by a vendor).
     """
 
     name: str = "?"
     device_types: Tuple[str, ...] = ()
     description: str = ""
+    limits: Tuple[str, ...] = ()
+    deterministic: bool = True
+    determinism: str = ""
 
     _availability: Optional[Availability] = None  # cached result of _probe()
 

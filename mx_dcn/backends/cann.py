@@ -1,6 +1,6 @@
 """CANN's built-in deformable convolution through torch_npu: the NPU fallback for calls the AscendC
 kernels reject (other SoCs, C_in not a multiple of 64, deformable groups > 1, shapes the tiling
-cannot fit). The portable backend remains the last resort.
+cannot fit, deterministic mode). The portable backend remains the last resort.
 
 Call: `torch_npu.npu_deformable_conv2d(x, weight, offset_mask, bias, kernel_size, stride, padding,
 dilation, groups, deformable_groups, modulated=True) -> (out, offset_out)` with
@@ -8,16 +8,33 @@ dilation, groups, deformable_groups, modulated=True) -> (out, offset_out)` with
 - stride [1, 1, sh, sw], padding [top, bottom, left, right], dilation [1, 1, dh, dw];
 - backward through `torch_npu.npu_deformable_conv2dbk(x, grad_out, offset_out, weight, offset_mask, ...)`
   -> (grad_x, grad_weight, grad_offset_mask, grad_bias); grad bias is computed here as grad_out summed.
-DCNv1 (no mask) is run with a mask of ones (the documented op supports only modulated=True).
+DCNv1 (no mask) is run with a mask of ones: the op supports only modulated=True (below).
 
-Constraints, by rule name:
-- "dtype": float64 is refused (compute is float32; float16/bfloat16 are cast to float32 and back).
+Limits, by rule name, as CANN documents them for aclnnDeformableConv2d and aclnnDeformableConv2dBackward
+(hicann/ops-nn: conv/deformable_conv2d/docs/aclnnDeformableConv2d.md and
+conv/convolution_backward/docs/aclnnDeformableConv2dBackward.md, parameter tables), so that a call
+beyond them falls back (or raises in strict mode) before the op instead of failing inside it:
+- "dtype": float64 is refused (the op takes FLOAT32, FLOAT16, BFLOAT16; mx_dcn computes in float32 and
+  casts half types in and out, rather than silently computing float64 in float32);
+- "empty": empty tensors are not supported (a batch of 0);
+- "kernel_taps": K_H * K_W <= 2048;
+- "kernel_volume": K_H * K_W * C_in / groups <= 65535 (a 3x3 layer with 8192 input channels, or a 7x7
+  with 2048, breaks it);
+- "plane_size": inH * inW <= 2^31 - 1;
 - "square_kernel": kh == kw. The order of `kernel_size` differs between the op's documentation
-  ([kh, kw]) and torch_npu's own wrapper (torch_npu.contrib, [kw, kh]); until verified on hardware,
+  ([K_H, K_W]) and torch_npu's own wrapper (torch_npu.contrib, [kw, kh]); until verified on hardware,
   non-square kernels go to the portable backend rather than risk a transposed kernel.
-NOT verified on hardware: no NPU exists where this was written. The layout conversion is tested on
-CPU tensors (tests/test_ascend_cann.py), and the call wiring against a stand-in of the op that
-follows the documentation.
+`modulated` must be true (both docs: only true is supported): DCNv1 calls pass a mask of ones, a
+conversion the wiring test checks. Formats: the tensors are passed contiguous NCHW (ND/NCHW documented).
+
+Determinism: both docs state the op is deterministic by default, and torch_npu lists
+npu_deformable_conv2d among its deterministic APIs (its deterministic-computing API list). On Atlas A2
+torch_npu runs the backward through its older aclop path (op-plugin's npu_deformable_conv2dbk falls back
+to it where aclnnDeformableConv2dBackward is not offered: that doc lists Ascend 950 only). As
+documented, not tested here: no NPU exists where this was written.
+
+NOT verified on hardware. The layout conversion is tested on CPU tensors (tests/test_ascend_cann.py),
+and the call wiring against a stand-in of the op that follows the documentation.
 """
 from __future__ import annotations
 
@@ -28,6 +45,11 @@ import torch
 from ..layouts import canonical_to_cann
 from ..problem import Problem
 from .base import AVAILABLE, Availability, Backend, Violation, unavailable
+
+# Documented limits of aclnnDeformableConv2d / aclnnDeformableConv2dBackward (see the module docstring).
+MAX_KERNEL_TAPS = 2048
+MAX_KERNEL_VOLUME = 65535
+MAX_PLANE = 2**31 - 1
 
 
 def _op_args(p: Problem) -> dict:
@@ -42,23 +64,15 @@ class _CannFunction(torch.autograd.Function):
         import torch_npu
         p = problem
         ctx.problem, ctx.has_bias = p, bias is not None
-        if p.batch == 0:
-            ctx.save_for_backward(x, offset_mask, weight)
-            ctx.empty = True
-            return x.new_zeros(0, p.out_channels, p.out_height, p.out_width)
-        ctx.empty = False
         out, offset_out = torch_npu.npu_deformable_conv2d(x, weight, offset_mask, bias, **_op_args(p))
         ctx.save_for_backward(x, offset_mask, weight, offset_out)
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
+        import torch_npu
         p = ctx.problem
         gb = grad_out.sum(dim=(0, 2, 3)) if ctx.has_bias and ctx.needs_input_grad[3] else None
-        if ctx.empty:
-            x, offset_mask, weight = ctx.saved_tensors
-            return torch.zeros_like(x), torch.zeros_like(offset_mask), torch.zeros_like(weight), gb, None
-        import torch_npu
         x, offset_mask, weight, offset_out = ctx.saved_tensors
         gx, gw, goff, _ = torch_npu.npu_deformable_conv2dbk(x, grad_out.contiguous(), offset_out, weight, offset_mask,
                                                             **_op_args(p))
@@ -69,6 +83,14 @@ class CannBackend(Backend):
     name = "cann"
     device_types = ("npu",)
     description = "torch_npu.npu_deformable_conv2d (CANN built-in), planar offsets"
+    limits = ("dtype: float32, float16 or bfloat16 (computed in float32); float64 refused",
+              "empty: no empty tensors, e.g. a batch of 0 [CANN docs]",
+              f"kernel_taps: K_H*K_W <= {MAX_KERNEL_TAPS} [CANN docs]",
+              f"kernel_volume: K_H*K_W*C_in/groups <= {MAX_KERNEL_VOLUME} [CANN docs]",
+              "plane_size: H*W <= 2^31 - 1 [CANN docs]",
+              "square_kernel: kh == kw (the op's kernel_size order is unverified)")
+    determinism = ("deterministic by default as documented by CANN (aclnnDeformableConv2d, "
+                   "aclnnDeformableConv2dBackward) and listed by torch_npu; not tested here (no NPU)")
 
     @staticmethod
     def _probe() -> Availability:
@@ -87,12 +109,25 @@ class CannBackend(Backend):
         return AVAILABLE
 
     def violations(self, problem: Problem) -> List[Violation]:
-        out = []
-        if problem.dtype == torch.float64:
+        p, out = problem, []
+        if p.dtype == torch.float64:
             out.append(Violation("dtype", "float64 is not supported: the op computes in float32 (float16 and "
                                           "bfloat16 are cast to float32 and back)"))
-        if problem.kernel_h != problem.kernel_w:
-            out.append(Violation("square_kernel", f"kernel {problem.kernel_h}x{problem.kernel_w} is not square; "
+        if p.batch == 0:
+            out.append(Violation("empty", "the batch is empty; CANN's op does not support empty tensors"))
+        taps = p.kernel_h * p.kernel_w
+        if taps > MAX_KERNEL_TAPS:
+            out.append(Violation("kernel_taps", f"kernel {p.kernel_h}x{p.kernel_w} has {taps} taps; CANN's op "
+                                 f"takes at most {MAX_KERNEL_TAPS}"))
+        volume = taps * (p.in_channels // p.groups)
+        if volume > MAX_KERNEL_VOLUME:
+            out.append(Violation("kernel_volume", f"K_H*K_W*C_in/groups = {taps}*{p.in_channels // p.groups} = "
+                                 f"{volume}; CANN's op takes at most {MAX_KERNEL_VOLUME}"))
+        plane = p.height * p.width
+        if plane > MAX_PLANE:
+            out.append(Violation("plane_size", f"H*W = {plane} exceeds 2^31 - 1, CANN's limit for the input plane"))
+        if p.kernel_h != p.kernel_w:
+            out.append(Violation("square_kernel", f"kernel {p.kernel_h}x{p.kernel_w} is not square; "
                                  "the op's kernel_size order is unverified, so only square kernels are sent to it"))
         return out
 

@@ -17,6 +17,10 @@ class CpuBackend(Backend):
     name = "cpu"
     device_types = ("cpu",)
     description = "C++ CPU kernels (mx_dcn._C): channels-last sampling, cache-tiled GEMM, deterministic backward"
+    limits = ("plane_size: H*W + 1 <= 2^31 - 1 (32-bit plane indices)",
+              "padded_extent: H + 2*pad_h and W + 2*pad_w <= 2^31 - 1 (32-bit sampling coordinates)")
+    determinism = ("by construction: grad x is partitioned so no two threads add into one element, sums keep "
+                   "their order whatever the thread count (tested bitwise)")
 
     def available(self):
         from .. import ops

@@ -14,9 +14,8 @@ from typing import List, Optional
 import torch
 
 from ..problem import FLOATING_DTYPES, Problem
-from .base import AVAILABLE, Availability, Backend, Violation, unavailable
+from .base import AVAILABLE, DETERMINISTIC_ENV, Availability, Backend, Violation, unavailable
 
-DETERMINISTIC_ENV = "MX_DCN_DETERMINISTIC"
 # The deterministic backward lists 4 entries per sample point of a chunk, indexed by uint32 and
 # sorted by CUB; one image must fit (kMaxDeterministicEntries in mx_dcn_cuda/kernels.h).
 MAX_DETERMINISTIC_ENTRIES = 2**31 - 1
@@ -64,6 +63,11 @@ class CudaBackend(Backend):
     name = "cuda"
     device_types = ("cuda",)
     description = "CUDA kernels (kernels_cuda): fp32 accumulation, optional deterministic backward"
+    limits = ("dtype: one of float32, float64, float16, bfloat16",
+              f"deterministic_size: in deterministic mode, at most {MAX_DETERMINISTIC_ENTRIES} sample corners per "
+              "image (4*dg*kh*kw*H_out*W_out)")
+    determinism = ("a sort-and-gather grad-x path under torch.use_deterministic_algorithms(True) or "
+                   f"{DETERMINISTIC_ENV}=1 (atomic adds otherwise); compiled here, never run on a GPU")
 
     def _probe(self) -> Availability:
         reason = unavailability_reason(*_facts())

@@ -100,6 +100,8 @@ class PortableBackend(Backend):
     name = "portable"
     device_types = ("cpu", "cuda", "npu", "meta")
     description = "pure torch ops (gather + matmul), autograd for gradients; runs on any device"
+    determinism = ("defers to torch: under torch.use_deterministic_algorithms(True) torch's own ops (the "
+                   "scatter-add behind gather's gradient) take their deterministic implementation or raise")
 
     def run(self, problem, x, offset, mask, weight, bias):
         out_dtype = x.dtype

@@ -76,7 +76,9 @@ def cmd_info(args) -> int:
             b = registry.get_backend(name)
             a = b.available()
             backends.append({"name": name, "devices": list(b.device_types), "available": bool(a),
-                             "reason": "" if a else a.reason, "description": b.description})
+                             "reason": "" if a else a.reason, "description": b.description,
+                             "deterministic": b.deterministic, "determinism": b.determinism,
+                             "limits": list(b.limits)})
         except Exception as e:  # a backend module that fails to import is reported, not fatal
             backends.append({"name": name, "devices": [], "available": False,
                              "reason": f"failed to load: {type(e).__name__}: {e}", "description": ""})
@@ -106,13 +108,17 @@ def cmd_info(args) -> int:
     rows = [(b["name"], ",".join(b["devices"]), "yes" if b["available"] else "no", b["reason"] or b["description"])
             for b in backends]
     out += ["  " + line for line in table(("backend", "devices", "available", "reason / description"), rows)]
+    out += ["Determinism of each backward (under torch.use_deterministic_algorithms(True), calls skip a 'no'):"]
+    out += [f"  {b['name']:<9} {'yes' if b.get('deterministic') else 'no ':<4} {b.get('determinism', '')}"
+            for b in backends]
+    out += ["Limits of the NPU backends (rule: constraint; a call that breaks one goes to the next backend):"]
+    for b in backends:
+        if "npu" in b["devices"]:
+            out += [f"  {b['name']}:"] + [f"    {limit}" for limit in b.get("limits") or ["(none: any valid call)"]]
     out += ["Preference per device: " + "; ".join(f"{d}: {' -> '.join(c)}" for d, c in chains.items())]
     out += ["Settings: " + ", ".join(f"{k}={v!s}" for k, v in settings.items())]
     print("\n".join(out))
     return 0
-
-
-# --------------------------------------------------------------------------- check
 
 
 def register(sub) -> None:

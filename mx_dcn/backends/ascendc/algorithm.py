@@ -7,8 +7,9 @@ per convolution group, and adds the bias. Backward, per launch: columns are reco
 (matmul), grad columns come from a matmul with the weight, and the col2im kernel turns them into grad x
 (atomic adds), grad offset and grad mask.
 
-Determinism: col2im adds grad x atomically across vector cores; under
-torch.use_deterministic_algorithms(True) the backward raises (warn_only: warns), like torch's ops.
+Determinism: col2im adds grad x atomically across vector cores, so the registry sends calls made under
+torch.use_deterministic_algorithms(True) to a deterministic backend (rule "deterministic"); if the flag
+is set between a forward and its backward, the backward raises (warn_only: warns), like torch's ops.
 """
 from __future__ import annotations
 
@@ -58,8 +59,8 @@ def _alert_not_deterministic() -> None:
     """As torch's own non-deterministic ops do under torch.use_deterministic_algorithms(True)."""
     message = ("mx_dcn ascendc backward: col2im adds grad_x atomically across vector cores, so the order of "
                "float additions varies from run to run; it has no deterministic implementation, but "
-               "torch.use_deterministic_algorithms(True) is set (force the 'portable' backend, or pass "
-               "warn_only=True to accept it)")
+               "torch.use_deterministic_algorithms(True) is set (calls made with it set go to a deterministic "
+               "backend; this call's forward ran before it was set -- or pass warn_only=True to accept it)")
     if torch.is_deterministic_algorithms_warn_only_enabled():
         warnings.warn(message, UserWarning, stacklevel=3)
     else:

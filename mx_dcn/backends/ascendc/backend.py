@@ -33,6 +33,16 @@ class AscendCBackend(Backend):
     name = "ascendc"
     device_types = ("npu",)
     description = "AscendC im2col/col2im kernels for Atlas A2 (kernels_ascend) + CANN matmul"
+    limits = ("soc: Atlas A2 (Ascend910B*) only; the kernels are built for ascend910b",
+              "c_in_multiple_of_64: C_in % 64 == 0 (whole 256-byte rows of 64 fp32 channels)",
+              "deformable_groups: deformable_groups == 1",
+              "dtype: float32, float16 or bfloat16 (computed in float32); float64 refused",
+              "tiling: what the kernels' tiling cannot fit (UB size, 8-bit repeat counts, 16-bit strides, "
+              "32-bit fields; e.g. about 8000 kernel taps or more)",
+              "deterministic: its backward is not deterministic (see determinism)")
+    deterministic = False
+    determinism = ("col2im adds grad_x with atomic adds from all vector cores, so the order of float additions "
+                   "(the last bits of grad_x) can vary from run to run")
 
     def __init__(self):
         self._kernels: Optional[NpuKernels] = None

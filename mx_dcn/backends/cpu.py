@@ -25,6 +25,8 @@ class CpuBackend(Backend):
 
     def violations(self, problem: Problem) -> List[Violation]:
         found = []
+        if problem.unknown_sizes:  # traced for any size: the kernel itself refuses a plane beyond these
+            return found           # limits (TORCH_CHECK_VALUE in mx_dcn/csrc/cpu/deform_conv_cpu.cpp)
         rows = problem.height * problem.width + 1
         if rows > MAX_INT32:
             found.append(Violation("plane_size", f"H*W + 1 = {rows} exceeds 2^31 - 1: the kernel indexes an "

@@ -11,8 +11,9 @@ set -euo pipefail
 PY=${PYTHON:-python3}
 MMCV_VERSION=2.1.0   # mmdet 3.3.0 requires mmcv < 2.2
 
-if $PY -c "import mmengine, mmcv" 2>/dev/null; then
-  $PY -c "import mmengine, mmcv; print('mmengine', mmengine.__version__, 'mmcv', mmcv.__version__, '(already installed)')"
+versions="import mmengine, mmcv; print('mmengine', mmengine.__version__, 'mmcv', mmcv.__version__)"
+if have=$($PY -c "$versions" 2>/dev/null); then
+  echo "$have (already installed)"
   exit 0
 fi
 start=$(date +%s)
@@ -26,5 +27,5 @@ export PYTHONPATH="$scratch/setuptools80"   # pip download runs setup.py (egg_in
 pip download -q --no-deps --no-build-isolation --no-binary :all: "mmcv==$MMCV_VERSION" -d "$scratch/src"
 MMCV_WITH_OPS=0 pip install -q --no-build-isolation "$scratch/src/mmcv-$MMCV_VERSION.tar.gz"
 unset PYTHONPATH
-$PY -c "import mmengine, mmcv; print('mmengine', mmengine.__version__, 'mmcv', mmcv.__version__)"
+$PY -c "$versions"
 echo "OpenMMLab packages installed in $(( $(date +%s) - start )) s"

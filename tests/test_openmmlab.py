@@ -23,6 +23,8 @@ mmengine = pytest.importorskip("mmengine", reason="mmengine is not installed (ba
 mmcv_cnn = pytest.importorskip("mmcv.cnn", reason="mmcv is not installed (bash ci/openmmlab.sh installs it)")
 from mmengine.registry import MODELS  # noqa: E402
 
+from tests.models.mm_resnet_dcn import Bottleneck  # noqa: E402
+
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
 
 
@@ -32,42 +34,6 @@ def _mmcv_ops_missing():
     except ImportError as e:
         return f"mmcv has no compiled ops here ({e}): the patch path needs mmcv built with MMCV_WITH_OPS=1"
     return None
-
-
-class Bottleneck(nn.Module):
-    """A ResNet bottleneck built the way mmdet's ResNet builds it: convolutions through
-    build_conv_layer (conv2 from the `dcn` config unless it falls back on stride), norms through
-    build_norm_layer under the names norm1..norm3, a 1x1 projection when the shape changes."""
-
-    expansion = 4
-
-    def __init__(self, inplanes, planes, stride=1, dcn=None, norm_cfg=dict(type="BN")):
-        super().__init__()
-        from mmcv.cnn import build_conv_layer, build_norm_layer
-
-        with_dcn = dcn is not None and not (dcn.get("fallback_on_stride", False) and stride > 1)
-        dcn = {k: v for k, v in (dcn or {}).items() if k != "fallback_on_stride"}
-        self.norm1_name, norm1 = build_norm_layer(norm_cfg, planes, postfix=1)
-        self.norm2_name, norm2 = build_norm_layer(norm_cfg, planes, postfix=2)
-        self.norm3_name, norm3 = build_norm_layer(norm_cfg, planes * self.expansion, postfix=3)
-        self.conv1 = build_conv_layer(None, inplanes, planes, 1, bias=False)
-        self.add_module(self.norm1_name, norm1)
-        self.conv2 = build_conv_layer(dcn if with_dcn else None, planes, planes, 3, stride=stride, padding=1,
-                                      bias=False)
-        self.add_module(self.norm2_name, norm2)
-        self.conv3 = build_conv_layer(None, planes, planes * self.expansion, 1, bias=False)
-        self.add_module(self.norm3_name, norm3)
-        self.downsample = None
-        if stride != 1 or inplanes != planes * self.expansion:
-            self.downsample = nn.Sequential(
-                build_conv_layer(None, inplanes, planes * self.expansion, 1, stride=stride, bias=False),
-                build_norm_layer(norm_cfg, planes * self.expansion)[1])
-
-    def forward(self, x):
-        out = torch.relu(getattr(self, self.norm1_name)(self.conv1(x)))
-        out = torch.relu(getattr(self, self.norm2_name)(self.conv2(out)))
-        out = getattr(self, self.norm3_name)(self.conv3(out))
-        return torch.relu(out + (x if self.downsample is None else self.downsample(x)))
 
 
 DCN_CFG = dict(type="DCNv2", deform_groups=1, fallback_on_stride=False)
@@ -263,3 +229,66 @@ def test_mmdet_resnet50_dcnv2_from_config_trains_on_mx_dcn():
                               probe.stride, probe.padding, probe.dilation, probe.groups, probe.deform_groups)
         err = float((seen["out"].double() - torch.from_numpy(want)).abs().max())
         assert err <= 1e-4 * max(1.0, float(abs(want).max())), f"{name}: {err}"
+
+
+# --------------------------------------------------------------------------- mx-dcn check on mm models
+
+
+def _run_check(capsys, *argv):
+    from mx_dcn import cli
+
+    try:
+        status = cli.main([str(a) for a in argv])
+    except SystemExit as e:
+        status = e.code
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def _verdicts(out):
+    return {line.split()[1]: line.split()[-1] if "fallback" not in line else line.split()[-2]
+            for line in out.splitlines() if line[:1].isdigit()}
+
+
+def test_check_model_factory_with_dict_inputs_lists_every_dcn(capsys):
+    status, out, err = _run_check(capsys, "check", "--model", "tests.models.mm_resnet_dcn:build_with_inputs",
+                                  "--device", "npu", "--soc", "Ascend910B2")
+    assert status == 0, err
+    assert _verdicts(out) == {"layer1.0.conv2": "ascendc", "layer2.0.conv2": "cann"}
+    assert "[c_in_multiple_of_64]" in out and "the factory's example inputs" in out
+    assert MODELS.get("DCNv2") is None or MODELS.get("DCNv2") is not dnn.ModulatedDeformConv2dPack  # undone
+    status, _, err = _run_check(capsys, "check", "--model", "tests.models.mm_resnet_dcn:build_with_inputs",
+                                "--input-shape", "1,3,8,8")
+    assert status == 2 and "drop --input-shape" in err
+
+
+def test_check_config_built_with_the_registry(capsys, tmp_path):
+    cfg = tmp_path / "tiny_dcn.py"
+    cfg.write_text("custom_imports = dict(imports=['tests.models.mm_resnet_dcn'], allow_failed_imports=False)\n"
+                   "model = dict(type='TinyResNetDCN')\n")
+    status, out, err = _run_check(capsys, "check", "--config", cfg, "--input-shape", "1,3,16,16", "--device", "npu",
+                                  "--soc", "Ascend910B2", "--json")
+    assert status == 0, err
+    import json
+    report = json.loads(out)
+    assert [(c["layer"], c["chosen"]) for c in report["calls"]] == [("layer1.0.conv2", "ascendc"),
+                                                                    ("layer2.0.conv2", "cann")]
+    status, _, err = _run_check(capsys, "check", "--config", tmp_path / "missing.py", "--input-shape", "1,3,8,8")
+    assert status == 2 and "cannot read" in err
+
+
+def test_check_mmdet_resnet50_dcnv2_config(capsys, tmp_path):
+    missing = _mmcv_ops_missing()
+    if missing:
+        pytest.skip(missing)
+    pytest.importorskip("mmdet.models", reason="mmdet is not installed: pip install mmdet==3.3.0")
+    cfg = tmp_path / "r50_dcn.py"
+    cfg.write_text("default_scope = 'mmdet'\n"
+                   "model = dict(type='ResNet', depth=50, dcn=dict(type='DCNv2', deform_groups=1, "
+                   "fallback_on_stride=False), stage_with_dcn=(False, True, True, True))\n")
+    status, out, err = _run_check(capsys, "check", "--config", cfg, "--input-shape", "1,3,64,64", "--device", "npu",
+                                  "--soc", "Ascend910B2")
+    assert status == 0, err
+    verdicts = _verdicts(out)
+    assert len(verdicts) == 13 and all(layer.endswith(".conv2") for layer in verdicts), out
+    assert set(verdicts.values()) == {"ascendc"}, out  # c_in 128, 256, 512: all multiples of 64

@@ -232,6 +232,26 @@ def describe(x, offset, mask, weight, bias=None, stride: IntOrPair = 1, padding:
                    declared_target=not device_present(device_type))
 
 
+def check_layer(in_channels, out_channels, kernel_size: IntOrPair, stride: IntOrPair = 1,
+                padding: IntOrPair = 0, dilation: IntOrPair = 1, groups: int = 1,
+                deformable_groups: int = 1, deformable_groups_name: str = "deformable_groups"):
+    """A layer's constructor arguments, validated as calls are (errors name the argument): returns
+    (kernel_size, stride, padding, dilation) as pairs."""
+    for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups),
+                        (deformable_groups_name, deformable_groups)):
+        _positive_int(name, value)
+    pairs = (_pair("kernel_size", kernel_size, 1), _pair("stride", stride, 1), _pair("padding", padding, 0),
+             _pair("dilation", dilation, 1))
+    if in_channels % groups:
+        raise ValueError(f"groups: expected a divisor of in_channels={in_channels}, got {groups}")
+    if out_channels % groups:
+        raise ValueError(f"groups: expected a divisor of out_channels={out_channels}, got {groups}")
+    if in_channels % deformable_groups:
+        raise ValueError(f"{deformable_groups_name}: expected a divisor of in_channels={in_channels}, "
+                         f"got {deformable_groups}")
+    return pairs
+
+
 def normalize_bias(bias):
     """mx_driving's v1 API takes bias=False for 'no bias'; accept False/None/Tensor."""
     if bias is None or bias is False:

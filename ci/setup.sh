@@ -12,6 +12,7 @@ step "python packages"
 $PY -m pip install -q --disable-pip-version-check "torch==2.13.0" numpy setuptools wheel ninja
 if [ "${1:-}" = "--test" ]; then
   $PY -m pip install -q --disable-pip-version-check pytest hypothesis onnx onnxruntime onnxscript matplotlib
+  PYTHON=$PY bash ci/openmmlab.sh   # mmengine + mmcv without its ops, for tests/test_openmmlab.py
 fi
 
 step "mx_dcn (editable; compiles mx_dcn._C)"

@@ -17,7 +17,15 @@ from .workspace import get_workspace_budget, set_workspace_budget, workspace_bud
 
 __version__ = "0.1.0"
 
-_LAZY_SUBMODULES = ("nn", "compat", "onnx", "layouts", "ops", "bench", "regress", "testing")
+_LAZY_SUBMODULES = ("nn", "compat", "onnx", "layouts", "ops", "bench", "regress", "testing", "integrations")
+
+
+def use_in_mmcv(*, replace: bool = False, patch: bool = True):
+    """Make mmcv/mmdet/mmdet3d models built from configs use mx_dcn: registers mx_dcn's layers as
+    'DCNv2'/'DCN' where mmcv's are absent and patches mmcv.ops' functions where present (details:
+    mx_dcn.integrations.openmmlab). Returns what changed; `.undo()` or a `with` block restores it."""
+    from .integrations.openmmlab import use_in_mmcv as _use_in_mmcv
+    return _use_in_mmcv(replace=replace, patch=patch)
 
 
 def __getattr__(name):
@@ -32,5 +40,5 @@ __all__ = [
     "explain", "Problem", "describe", "SelectionReport", "BackendFallbackError", "BackendUnusableError",
     "backend_names", "get_backend", "use_backend", "strict", "get_workspace_budget",
     "set_workspace_budget", "workspace_budget", "get_workspace_cache_limit", "set_workspace_cache_limit",
-    "workspace_cache_bytes", "release_workspace_cache", "__version__",
+    "workspace_cache_bytes", "release_workspace_cache", "use_in_mmcv", "__version__",
 ]

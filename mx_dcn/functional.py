@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import warnings
 from typing import Optional
 
 import torch
@@ -26,12 +27,35 @@ def modulated_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, mask: Optiona
     weight (C_out, C_in/groups, kh, kw); bias (C_out,) or None. Returns (N, C_out, H_out, W_out).
     """
     bias = normalize_bias(bias)
-    problem = describe(x, offset, mask, weight, bias, stride, padding, dilation, groups, deformable_groups)
-    if torch.compiler.is_compiling():
-        backend = registry.get_backend(_resolve_name_constant(*dataclasses.astuple(problem)))
+    if torch.jit.is_tracing():  # the TorchScript ONNX exporter: validation reads sizes, which the
+        with warnings.catch_warnings():  # tracer warns about; it is not part of the traced graph
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            problem = describe(x, offset, mask, weight, bias, stride, padding, dilation, groups,
+                               deformable_groups)
     else:
+        problem = describe(x, offset, mask, weight, bias, stride, padding, dilation, groups, deformable_groups)
+    if torch.compiler.is_compiling():
+        if torch.compiler.is_exporting() and _onnx_exporting():
+            from .onnx import emit_deform_conv  # the dynamo exporter: one ONNX DeformConv node
+            return emit_deform_conv(problem, x, offset, mask, weight, bias)
+        # The sizes do not enter the choice, so one graph serves every batch size without a graph
+        # break or a recompile (Problem.without_sizes); the kernels enforce their size limits.
+        judged = problem.without_sizes()
+        backend = registry.get_backend(_resolve_name_constant(
+            *(getattr(judged, f.name) for f in dataclasses.fields(judged))))
+    else:
+        if _onnx_exporting():  # the TorchScript exporter is tracing this call: teach it the native op
+            from .onnx import register_torchscript_symbolic
+            register_torchscript_symbolic()
         backend = registry.resolve(problem)
     return backend.run(problem, x, offset, mask, weight, bias)
+
+
+def _onnx_exporting() -> bool:
+    """Whether torch.onnx.export is running; never imports torch.onnx (torch loads it lazily, and a
+    program that has not loaded it is not exporting)."""
+    onnx = sys.modules.get("torch.onnx")
+    return onnx is not None and onnx.is_in_onnx_export()
 
 
 def _assume_constant_result(fn):
@@ -47,8 +71,9 @@ def _assume_constant_result(fn):
 
 @_assume_constant_result
 def _resolve_name_constant(*fields) -> str:
-    """The registry's choice under torch.compile: made once at trace time (the problem's fields are
-    constants there) and baked into the graph, since the registry's locks cannot be traced."""
+    """The registry's choice under torch.compile / torch.export: made once at trace time from the
+    problem's constant fields (sizes left out, see Problem.without_sizes) and baked into
+    the graph, since the registry's locks cannot be traced."""
     return registry.resolve(Problem(*fields)).name
 
 

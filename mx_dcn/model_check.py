@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import copy
 import dataclasses
 import importlib
 import importlib.util
@@ -26,6 +27,7 @@ import warnings
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
+import torch.utils._pytree as pytree
 
 from . import registry
 from .backends.base import Backend
@@ -272,17 +274,46 @@ class ModelCheck:
         return [c for c in self.calls if c.is_fallback]
 
 
-def check_model(model: torch.nn.Module, inputs: Sequence[torch.Tensor], device: str = "npu",
-                soc: Optional[str] = None, trace_device: str = "meta",
-                availability: str = "auto") -> ModelCheck:
-    """Run `model(*inputs)` once on `trace_device` and judge every operator call for the target."""
+def trace_copy(model: torch.nn.Module, device: str) -> torch.nn.Module:
+    """A structural copy of `model` whose parameters and buffers live on `device` (meta: no memory;
+    a tensor already there is shared, not copied). The caller's model keeps its device, mode and hooks."""
+    memo: Dict[int, object] = {}
+    for t in list(model.parameters()) + list(model.buffers()):
+        moved = t.detach().to(device)
+        memo[id(t)] = torch.nn.Parameter(moved, t.requires_grad) if isinstance(t, torch.nn.Parameter) else moved
+    return copy.deepcopy(model, memo)
+
+
+def call_model(model: torch.nn.Module, inputs):
+    """`inputs` as a model call: a tuple or list holds the positional arguments, a dict the keyword
+    arguments, anything else (a tensor) is the one argument. A single list or dict argument is
+    therefore given as a 1-tuple: `([points0, points1],)`."""
+    if isinstance(inputs, (tuple, list)):
+        return model(*inputs)
+    if isinstance(inputs, dict):
+        return model(**inputs)
+    return model(inputs)
+
+
+def check_model(model: torch.nn.Module, inputs, device: str = "npu", soc: Optional[str] = None,
+                trace_device: str = "meta", availability: str = "auto") -> ModelCheck:
+    """Which backend every deformable convolution of `model` gets on the target, and why.
+
+    Runs a copy of `model` once (eval mode, no grad) on `trace_device` ("meta": nothing is computed
+    or allocated; "cpu": real values, for models whose control flow reads them) and judges every
+    operator call -- mx_dcn's layers, the functional API, and mmcv.ops layers while
+    `mx_dcn.use_in_mmcv()` is active -- for `device`/`soc`. `inputs`: a tuple/list of positional
+    arguments, a dict of keyword arguments, or the single tensor (see call_model); tensors may be
+    nested in dicts/lists/tuples (mmdet3d's inputs) and are moved to `trace_device`. The caller's model and
+    inputs are left as they were (device, train/eval mode, hooks)."""
     if trace_device not in ("meta", "cpu"):
         raise ValueError(f"trace device: expected 'meta' or 'cpu', got {trace_device!r}")
-    model = model.to(trace_device)
-    inputs = [t.to(trace_device) for t in inputs]
-    with record_calls(model, run_kernels=trace_device != "meta") as recorded, torch.no_grad():
-        model.eval()
-        model(*inputs)
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+    traced = trace_copy(model, trace_device).eval()
+    inputs = pytree.tree_map_only(torch.Tensor, lambda t: t.detach().to(trace_device), inputs)
+    with record_calls(traced, run_kernels=trace_device != "meta") as recorded, torch.no_grad():
+        call_model(traced, inputs)
     names = collections.Counter(r.layer for r in recorded)
     seen: Dict[str, int] = collections.Counter()
     verdicts = []

@@ -21,9 +21,10 @@ from typing import Optional, Tuple, Union
 
 import torch
 from torch import nn
-from torch.nn.modules.utils import _pair, _single
+from torch.nn.modules.utils import _single
 
 from . import functional
+from .problem import check_layer
 from .compat.torchvision import DeformConv2d as TVDeformConv2d
 
 __all__ = ["ModulatedDeformConv2d", "ModulatedDeformConv2dPack", "DeformConv2d", "DeformConv2dPack",
@@ -57,19 +58,6 @@ def _deform_groups(cls_name: str, deform_groups: int, kwargs: dict) -> int:
     return deform_groups
 
 
-def _check_channels(in_channels: int, out_channels: int, groups: int, deform_groups: int) -> None:
-    for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups),
-                        ("deform_groups", deform_groups)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name}: expected a positive int, got {value!r}")
-    if in_channels % groups:
-        raise ValueError(f"groups: expected a divisor of in_channels={in_channels}, got {groups}")
-    if out_channels % groups:
-        raise ValueError(f"groups: expected a divisor of out_channels={out_channels}, got {groups}")
-    if in_channels % deform_groups:
-        raise ValueError(f"deform_groups: expected a divisor of in_channels={in_channels}, got {deform_groups}")
-
-
 def _match_offset_dtype(x, offset, mask, weight, bias):
     """mmcv's mixed-precision rule: under autocast the offset conv yields half precision while x and
     the parameters stay float32; the offset's dtype decides, the others are cast to it. Outside
@@ -96,15 +84,13 @@ class _DeformBase(nn.Module):
 
     def _setup(self, in_channels, out_channels, kernel_size, stride, padding, dilation, groups,
                deform_groups, bias):
+        self.kernel_size, self.stride, self.padding, self.dilation = check_layer(
+            in_channels, out_channels, kernel_size, stride, padding, dilation, groups, deform_groups,
+            "deform_groups")
         self.in_channels = in_channels
         self.out_channels = out_channels
-        self.kernel_size = _pair(kernel_size)
-        self.stride = _pair(stride)
-        self.padding = _pair(padding)
-        self.dilation = _pair(dilation)
         self.groups = groups
         self.deform_groups = deform_groups
-        _check_channels(in_channels, out_channels, groups, deform_groups)
         # Attributes nn.Conv2d has, which mmcv sets so code that inspects convolutions keeps working.
         self.transposed = False
         self.output_padding = _single(0)

@@ -1,26 +1,27 @@
 """ONNX export: a model using mx_dcn becomes a graph with the standard `DeformConv` node (opset 19).
 
-    import mx_dcn.onnx
-    mx_dcn.onnx.export(model, (x,), "model.onnx")          # torch.onnx.export(..., dynamo=True)
+Plain `torch.onnx.export` works, with either exporter and no mx_dcn call first:
 
-The TorchScript-based exporter works too: `mx_dcn.onnx.export(..., dynamo=False)`, or call
-`mx_dcn.onnx.register_torchscript_symbolic()` once before your own `torch.onnx.export(..., dynamo=False,
-opset_version=19)` (inside `with mx_dcn.use_backend("cpu"):`).
+    torch.onnx.export(model, (x,), "model.onnx", opset_version=19)                 # dynamo exporter
+    torch.onnx.export(model, (x,), "model.onnx", opset_version=19, dynamo=False)   # TorchScript exporter
 
-Or, with your own dynamo-based torch.onnx.export call:
+How, without loading anything at `import mx_dcn` (torch.onnx itself is imported lazily by torch):
+- dynamo exporter: while torch.onnx.export traces the model, `mx_dcn.modulated_deform_conv2d` emits
+  `torch.onnx.ops.symbolic("DeformConv", ...)` instead of running a backend (`emit_deform_conv`), which
+  the exporter writes as the ONNX node -- whatever backend the device has, portable included.
+- TorchScript exporter: the eager call sees the export in progress and registers the symbolic of the
+  native op `mx_dcn::deform_conv2d` (`register_torchscript_symbolic`) before the traced graph is
+  converted, as torchvision registers its ops' symbolics.
 
-    torch.onnx.export(model, (x,), "model.onnx", dynamo=True, opset_version=19,
-                      custom_translation_table=mx_dcn.onnx.translation_table())
-    # inside `with mx_dcn.use_backend("cpu"):` -- see below
+A dynamic batch exports too: `dynamic_shapes=({0: torch.export.Dim("batch")},)` (dynamo) or
+`dynamic_axes={"x": {0: "batch"}}` (TorchScript). `mx_dcn.onnx.export(model, args, f)` remains as a
+shorthand that also checks the opset. `translation_table()` maps the native op for callers who pass
+their own `custom_translation_table`.
 
-How: every native backend runs the registered op `torch.ops.mx_dcn.deform_conv2d`; the exporter
-(torch.export, then translation) keeps it as one node, and `translation_table()` maps it to
-`DeformConv(X, W, offset, B, mask)` with strides, pads [top, left, bottom, right] = [ph, pw, ph, pw],
-dilations, group and offset_group. The offset/mask layout is mx_dcn's canonical one, which is ONNX's.
-
-The portable backend (pure torch ops) would export as a graph of gathers and matmuls, not DeformConv.
-`export` therefore forces the native backend of the example inputs' device ("cpu" or "cuda") while
-tracing, and raises if it is not built. onnx and onnxscript are needed only here (test extras).
+Attributes: strides, pads [top, left, bottom, right] = [ph, pw, ph, pw], dilations, group and
+offset_group; inputs X, W, offset, B (empty when there is no bias but a mask), mask (absent for
+DCNv1). The offset/mask layout is mx_dcn's canonical one, which is ONNX's. onnx and onnxscript are
+needed only to export (test extras).
 """
 from __future__ import annotations
 
@@ -32,18 +33,36 @@ from . import registry
 
 OPSET = 19  # DeformConv entered the standard domain in opset 19
 
-__all__ = ["OPSET", "translation_table", "register_torchscript_symbolic", "export", "native_backend_for"]
+__all__ = ["OPSET", "translation_table", "register_torchscript_symbolic", "export", "native_backend_for",
+           "emit_deform_conv"]
+
+
+def _attributes(stride, padding, dilation, groups, deformable_groups) -> Dict[str, Any]:
+    ph, pw = int(padding[0]), int(padding[1])
+    return dict(strides=[int(stride[0]), int(stride[1])], pads=[ph, pw, ph, pw],
+                dilations=[int(dilation[0]), int(dilation[1])], group=int(groups),
+                offset_group=int(deformable_groups))
+
+
+def emit_deform_conv(problem, x, offset, mask, weight, bias) -> torch.Tensor:
+    """The ONNX DeformConv node for a validated call, during the dynamo exporter's trace."""
+    inputs = [x, weight, offset, bias, mask]
+    while inputs[-1] is None:  # ONNX omits trailing optional inputs; an inner one stays as ""
+        inputs.pop()
+    shape = (x.shape[0], problem.out_channels, problem.out_height, problem.out_width)
+    return torch.onnx.ops.symbolic(
+        "DeformConv", inputs,
+        _attributes(problem.stride, problem.padding, problem.dilation, problem.groups,
+                    problem.deformable_groups),
+        dtype=x.dtype, shape=shape, version=OPSET)
 
 
 def _deform_conv(input, offset, mask, weight, bias, stride, padding, dilation, groups, deformable_groups):
     """ONNX translation of mx_dcn::deform_conv2d (called by the exporter with onnxscript values)."""
     from onnxscript import opset19 as op
 
-    ph, pw = int(padding[0]), int(padding[1])
     return op.DeformConv(input, weight, offset, bias, mask,
-                         dilations=[int(dilation[0]), int(dilation[1])], group=int(groups),
-                         offset_group=int(deformable_groups), pads=[ph, pw, ph, pw],
-                         strides=[int(stride[0]), int(stride[1])])
+                         **_attributes(stride, padding, dilation, groups, deformable_groups))
 
 
 def _symbolic(g, input, offset, mask, weight, bias, stride, padding, dilation, groups, deformable_groups):
@@ -61,19 +80,18 @@ def _symbolic(g, input, offset, mask, weight, bias, stride, padding, dilation, g
         inputs.append(sh._optional_input_placeholder_tensor(g))
     if has_mask:
         inputs.append(mask)
-    ph, pw = int(padding[0]), int(padding[1])
-    return g.op("DeformConv", *inputs, strides_i=[int(v) for v in stride], pads_i=[ph, pw, ph, pw],
-                dilations_i=[int(v) for v in dilation], group_i=sh._get_const(groups, "i", "groups"),
-                offset_group_i=sh._get_const(deformable_groups, "i", "deformable_groups"))
+    attrs = _attributes(stride, padding, dilation, sh._get_const(groups, "i", "groups"),
+                        sh._get_const(deformable_groups, "i", "deformable_groups"))
+    return g.op("DeformConv", *inputs, **{f"{k}_i": v for k, v in attrs.items()})
 
 
 _symbolic_registered = False
 
 
 def register_torchscript_symbolic() -> None:
-    """Teach the TorchScript-based exporter (torch.onnx.export(..., dynamo=False)) mx_dcn's op."""
+    """Teach the TorchScript-based exporter (torch.onnx.export(..., dynamo=False)) mx_dcn's op. Done
+    by the first mx_dcn call traced by that exporter; calling it yourself is harmless."""
     global _symbolic_registered
-    _require_op()
     if not _symbolic_registered:
         torch.onnx.register_custom_op_symbolic("mx_dcn::deform_conv2d", _symbolic, OPSET)
         _symbolic_registered = True
@@ -102,29 +120,22 @@ def native_backend_for(args) -> str:
 
 
 def export(model: torch.nn.Module, args, f: Optional[str] = None, *, opset_version: int = OPSET,
-           dynamo: bool = True, custom_translation_table: Optional[Dict[Any, Any]] = None, **kwargs):
-    """`torch.onnx.export(model, args, f, ...)` with mx_dcn's layers exported as `DeformConv`.
-
-    Forces the native backend of `args`' device while tracing (never the portable one). With
-    dynamo=True (the default) mx_dcn's translation table is added to `custom_translation_table` and
-    the ONNXProgram is returned; with dynamo=False the TorchScript symbolic is registered and `f` is
-    required. Other keyword arguments go to torch.onnx.export."""
+           dynamo: bool = True, **kwargs):
+    """`torch.onnx.export(model, args, f, opset_version=19, dynamo=dynamo, ...)`, refusing an opset
+    without DeformConv up front. The TorchScript exporter (dynamo=False) traces the native op, so the
+    native backend of `args`' device is forced while it runs (an error names why it is missing)."""
     if opset_version < OPSET:
         raise ValueError(f"opset_version: DeformConv needs opset >= {OPSET}, got {opset_version}")
+    args = args if isinstance(args, tuple) else (args,)
+    if dynamo:
+        return torch.onnx.export(model, args, f, dynamo=True, opset_version=opset_version, **kwargs)
+    if f is None:
+        raise ValueError("f: the TorchScript-based exporter (dynamo=False) needs a file path")
     backend = native_backend_for(args)
     availability = registry.get_backend(backend).available()
     if not availability:
-        raise RuntimeError(f"mx_dcn ONNX export needs the '{backend}' backend: {availability.reason}")
-    args = args if isinstance(args, tuple) else (args,)
-    if dynamo:
-        table = translation_table()
-        table.update(custom_translation_table or {})
-        kwargs["custom_translation_table"] = table
-    else:
-        if f is None:
-            raise ValueError("f: the TorchScript-based exporter (dynamo=False) needs a file path")
-        if custom_translation_table:
-            raise ValueError("custom_translation_table: only used by the dynamo exporter (dynamo=True)")
-        register_torchscript_symbolic()
+        raise RuntimeError(f"mx_dcn ONNX export with dynamo=False needs the '{backend}' backend: "
+                           f"{availability.reason}")
+    register_torchscript_symbolic()
     with registry.use_backend(backend):
-        return torch.onnx.export(model, args, f, dynamo=dynamo, opset_version=opset_version, **kwargs)
+        return torch.onnx.export(model, args, f, dynamo=False, opset_version=opset_version, **kwargs)

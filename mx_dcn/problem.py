@@ -21,6 +21,11 @@ _DTYPE_NAMES = {"float32": torch.float32, "float": torch.float32, "fp32": torch.
                 "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
 
 
+# The fields of a Problem that follow from the input's sizes, which torch.compile / torch.export may
+# trace as symbols (in_channels is taken from the weight, whose shape the compiler keeps static).
+SIZE_FIELDS = ("batch", "height", "width", "out_height", "out_width")
+
+
 @dataclasses.dataclass(frozen=True)
 class Problem:
     """A validated deformable-convolution call, normalised: everything a backend needs to decide
@@ -48,6 +53,17 @@ class Problem:
     # True when the target device is not present in this process (declared for a machine we are not
     # on): selection then judges constraints only and assumes the target has its backends installed.
     declared_target: bool = False
+    # Size fields not known when the backend is chosen (see without_sizes). They hold the placeholder
+    # 1; a backend whose rules read them either has its kernel enforce those rules at run time or
+    # declines the call.
+    unknown_sizes: Tuple[str, ...] = ()
+
+    def without_sizes(self) -> "Problem":
+        """This problem with the sizes in SIZE_FIELDS replaced by the placeholder 1 and named in
+        `unknown_sizes`: what the registry judges while torch.compile / torch.export trace a graph,
+        which must serve every batch and image size the compiler lets through without a recompile
+        (the compiler does not tell traced code which sizes it keeps symbolic)."""
+        return dataclasses.replace(self, unknown_sizes=SIZE_FIELDS, **{f: 1 for f in SIZE_FIELDS})
 
     @property
     def kernel_taps(self) -> int:
@@ -57,9 +73,10 @@ class Problem:
         """One line a person can read: shapes and parameters."""
         mask = "mask" if self.has_mask else "no mask"
         bias = "bias" if self.has_bias else "no bias"
-        return (f"x=({self.batch},{self.in_channels},{self.height},{self.width}) "
+        n, h, w, ho, wo = ("?" if f in self.unknown_sizes else getattr(self, f) for f in SIZE_FIELDS)
+        return (f"x=({n},{self.in_channels},{h},{w}) "
                 f"w=({self.out_channels},{self.in_channels // self.groups},{self.kernel_h},{self.kernel_w}) "
-                f"out=({self.batch},{self.out_channels},{self.out_height},{self.out_width}) "
+                f"out=({n},{self.out_channels},{ho},{wo}) "
                 f"stride={self.stride} padding={self.padding} dilation={self.dilation} "
                 f"groups={self.groups} dg={self.deformable_groups} {mask}, {bias}, "
                 f"{str(self.dtype).replace('torch.', '')}, {self.device_type}"
@@ -121,6 +138,12 @@ def _positive_int(name: str, value) -> int:
     return int(value)
 
 
+def _size(v):
+    """A tensor size as an int -- a SymInt stays one: under torch.export with a dynamic batch, int()
+    would specialise it to the example's value."""
+    return v if isinstance(v, torch.SymInt) else int(v)
+
+
 def _check_tensor(name: str, t, ndim: int, layout: str) -> None:
     if not isinstance(t, torch.Tensor):
         raise TypeError(f"{name}: expected a Tensor of shape {layout}, got {type(t).__name__}")
@@ -160,8 +183,8 @@ def describe(x, offset, mask, weight, bias=None, stride: IntOrPair = 1, padding:
         if t.device != x.device:
             raise ValueError(f"{n}: expected device {x.device} (the device of x), got {t.device}")
 
-    n, c_in, h, w = (int(v) for v in x.shape)
-    c_out, c_per_group, kh, kw = (int(v) for v in weight.shape)
+    n, c_in, h, w = (_size(v) for v in x.shape)
+    c_out, c_per_group, kh, kw = (_size(v) for v in weight.shape)
     if kh < 1 or kw < 1:
         raise ValueError(f"weight: expected a kernel of at least 1x1, got {kh}x{kw} (shape {tuple(weight.shape)})")
     if c_in < 1:
@@ -200,12 +223,33 @@ def describe(x, offset, mask, weight, bias=None, stride: IntOrPair = 1, padding:
     device_type = device if device is not None else x.device.type
     if device_type not in ("cpu", "cuda", "npu", "meta", "mps", "xpu", "privateuseone"):
         raise ValueError(f"device: expected 'cpu', 'cuda' or 'npu', got {device_type!r}")
-    return Problem(batch=n, in_channels=c_in, height=h, width=w, out_channels=c_out, kernel_h=kh,
+    # in_channels from the weight (equal to x's, checked above): static even when x's is symbolic.
+    return Problem(batch=n, in_channels=c_per_group * groups, height=h, width=w, out_channels=c_out, kernel_h=kh,
                    kernel_w=kw, stride=stride_hw, padding=padding_hw, dilation=dilation_hw,
                    groups=groups, deformable_groups=deformable_groups, out_height=h_out,
                    out_width=w_out, has_mask=mask is not None, has_bias=bias is not None,
                    dtype=x.dtype, device_type=device_type, soc=soc,
                    declared_target=not device_present(device_type))
+
+
+def check_layer(in_channels, out_channels, kernel_size: IntOrPair, stride: IntOrPair = 1,
+                padding: IntOrPair = 0, dilation: IntOrPair = 1, groups: int = 1,
+                deformable_groups: int = 1, deformable_groups_name: str = "deformable_groups"):
+    """A layer's constructor arguments, validated as calls are (errors name the argument): returns
+    (kernel_size, stride, padding, dilation) as pairs."""
+    for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups),
+                        (deformable_groups_name, deformable_groups)):
+        _positive_int(name, value)
+    pairs = (_pair("kernel_size", kernel_size, 1), _pair("stride", stride, 1), _pair("padding", padding, 0),
+             _pair("dilation", dilation, 1))
+    if in_channels % groups:
+        raise ValueError(f"groups: expected a divisor of in_channels={in_channels}, got {groups}")
+    if out_channels % groups:
+        raise ValueError(f"groups: expected a divisor of out_channels={out_channels}, got {groups}")
+    if in_channels % deformable_groups:
+        raise ValueError(f"{deformable_groups_name}: expected a divisor of in_channels={in_channels}, "
+                         f"got {deformable_groups}")
+    return pairs
 
 
 def normalize_bias(bias):

@@ -435,3 +435,28 @@ def test_regress_run_names_case_tensor_and_index_of_a_wrong_backend(capsys, monk
     # The gradients are untouched by a constant shift: only `out` is named.
     assert [l.split()[1] for l in out.splitlines() if l.strip().startswith("k3x3: ")] == ["out"]
     assert "FAILED" in err
+
+
+@pytest.mark.parametrize("trace_device", ["meta", "cpu"])
+def test_check_model_leaves_the_callers_model_unchanged(trace_device):
+    from mx_dcn import model_check
+    from tests.models.nn_dcn import build
+
+    model = build().train()
+    model.lateral.norm.eval()                         # a mixed mode must survive too
+    hook = model.fuse.register_forward_hook(lambda *a: None)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    hooks = {name: (dict(m._forward_hooks), dict(m._forward_pre_hooks)) for name, m in model.named_modules()}
+    modes = {name: m.training for name, m in model.named_modules()}
+    inputs = {"x": torch.randn(1, 64, 16, 16)}        # keyword arguments, moved to the trace device
+    result = model_check.check_model(model, inputs, "npu", "Ascend910B2", trace_device=trace_device)
+    assert len(result.calls) == 4
+    assert inputs["x"].device.type == "cpu"
+    assert all(p.device.type == "cpu" for p in model.parameters())
+    assert {name: m.training for name, m in model.named_modules()} == modes
+    assert {name: (dict(m._forward_hooks), dict(m._forward_pre_hooks)) for name, m in model.named_modules()} == hooks
+    after = model.state_dict()
+    assert all(torch.equal(after[k], v) for k, v in before.items())
+    hook.remove()
+    with pytest.raises(TypeError, match="model"):
+        model_check.check_model(lambda x: x, (torch.randn(1),))

@@ -237,3 +237,56 @@ def test_paddle_layer():
     assert torch.equal(layer(x, offset, mask), want)
     assert pd.DeformConv2D(4, 6, 3, bias_attr=False).bias is None
     assert "deformable_groups=2" in repr(layer)
+
+
+# --------------------------------------------------------------------------- argument errors, as mx_dcn's own
+
+
+def test_adapters_raise_typeerror_for_a_non_tensor_naming_it():
+    from mx_dcn.compat import mindspore, paddle, torchvision
+
+    x, w = torch.randn(1, 4, 5, 5), torch.randn(4, 4, 3, 3)
+    off = torch.zeros(1, 18, 3, 3)
+    with pytest.raises(TypeError, match="^x:"):
+        mx_dcn.modulated_deform_conv2d([1.0], off, None, w)          # mx_dcn's own, for reference
+    with pytest.raises(TypeError, match="^input:"):
+        torchvision.deform_conv2d([1.0], off, w)
+    with pytest.raises(TypeError, match="^weight:"):
+        paddle.deform_conv2d(x, off, "w")
+    with pytest.raises(TypeError, match="^offsets:"):
+        mindspore.deformable_conv2d(x, w, None, 3, (1, 1, 1, 1), (0, 0, 0, 0))
+    with pytest.raises(TypeError, match="^deformable_groups:"):
+        paddle.deform_conv2d(x, off, w, deformable_groups=1.5)
+
+
+@pytest.mark.parametrize("make, arg", [
+    (lambda: dnn_layers()["DCNv2"](0, 4, 3), "in_channels"),
+    (lambda: dnn_layers()["DCNv2"](4, 4, 0), "kernel_size"),
+    (lambda: dnn_layers()["DCN"](4, 4, 3, deform_groups=0), "deform_groups"),
+    (lambda: dnn_layers()["DCN"](4, 4, 3, stride=0), "stride"),
+    (lambda: dnn_layers()["TV"](0, 4, 3), "in_channels"),
+    (lambda: dnn_layers()["TV"](4, 4, (3, 0)), "kernel_size"),
+    (lambda: dnn_layers()["TV"](4, 4, 3, padding=-1), "padding"),
+    (lambda: dnn_layers()["Paddle"](4, 4, 0), "kernel_size"),
+    (lambda: dnn_layers()["Paddle"](4, 4, 3, deformable_groups=0), "deformable_groups"),
+    (lambda: dnn_layers()["Paddle"](0, 4, 3), "in_channels"),
+])
+def test_layers_validate_constructor_arguments(make, arg):
+    with pytest.raises(ValueError, match=f"^{arg}:"):
+        make()
+
+
+def dnn_layers():
+    from mx_dcn import nn as dnn
+    from mx_dcn.compat import paddle
+
+    return {"DCNv2": dnn.ModulatedDeformConv2dPack, "DCN": dnn.DeformConv2dPack, "TV": dnn.TVDeformConv2d,
+            "Paddle": paddle.DeformConv2D}
+
+
+def test_torchvision_adapter_is_not_scriptable_as_documented():
+    # docs/interop.md says why: the call validates and picks a backend in Python (mx_dcn.problem,
+    # mx_dcn.registry), which TorchScript cannot compile; torch.export / torch.compile take it instead.
+    from mx_dcn.compat.torchvision import DeformConv2d
+    with pytest.raises(Exception):
+        torch.jit.script(DeformConv2d(4, 4, 3))

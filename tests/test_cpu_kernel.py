@@ -521,3 +521,24 @@ def test_peak_rss_does_not_grow_with_the_batch():
         extras.append(json.loads(res.stdout.strip().splitlines()[-1])["extra"])
     print("extra bytes above inputs and results:", extras)
     assert extras[1] - extras[0] < 6 * 2 ** 20, f"extra memory grew with the batch: {extras}"
+
+
+def test_channels_last_input_gives_channels_last_output():
+    # as torch.nn.functional.conv2d does; values and gradients unchanged
+    from mx_dcn import ops
+    if ops.load_error() is not None:
+        pytest.skip(ops.load_error())
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 8, 9, 10, generator=g)
+    offset, mask = torch.randn(2, 18, 9, 10, generator=g), torch.rand(2, 9, 9, 10, generator=g)
+    w = torch.randn(4, 8, 3, 3, generator=g)
+    xl = x.to(memory_format=torch.channels_last).requires_grad_()
+    with mx_dcn.use_backend("cpu"):
+        ref = mx_dcn.modulated_deform_conv2d(x, offset, mask, w, None, 1, 1)
+        out = mx_dcn.modulated_deform_conv2d(xl, offset, mask, w, None, 1, 1)
+    assert torch.nn.functional.conv2d(xl, w, padding=1).is_contiguous(memory_format=torch.channels_last)
+    assert out.is_contiguous(memory_format=torch.channels_last) and not out.is_contiguous()
+    assert torch.equal(out, ref)
+    out.sum().backward()
+    assert xl.grad is not None and torch.isfinite(xl.grad).all()
+    assert ref.is_contiguous()  # an NCHW input keeps an NCHW output

@@ -11,30 +11,12 @@ onnx = pytest.importorskip("onnx", reason="onnx is a test extra: pip install -e 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is a test extra: pip install -e .[test]")
 pytest.importorskip("onnxscript", reason="onnxscript is a test extra: pip install -e .[test]")
 import mx_dcn.onnx  # noqa: E402
+from tests.models.onnx_head import Head  # noqa: E402
 
 pytestmark = [
     pytest.mark.skipif(ops.load_error() is not None, reason=f"extension mx_dcn._C not built: {ops.load_error()}"),
     pytest.mark.filterwarnings("ignore::UserWarning", "ignore::FutureWarning", "ignore::DeprecationWarning"),
 ]
-
-
-class Head(torch.nn.Module):
-    """Three mx_dcn layers with different settings, some with bias, some without, DCNv2 and DCNv1."""
-
-    def __init__(self):
-        super().__init__()
-        self.a = dnn.ModulatedDeformConv2dPack(4, 6, 3, stride=2, padding=(1, 2), dilation=(1, 2), groups=2,
-                                               deform_groups=2)
-        self.b = dnn.DeformConv2dPack(6, 6, (3, 1), padding=(1, 0), deform_groups=3)
-        self.c = dnn.ModulatedDeformConv2dPack(6, 3, 1, bias=False)
-        torch.manual_seed(0)
-        with torch.no_grad():  # real deformation, so a wrong layout or attribute shows
-            for layer in (self.a, self.b, self.c):
-                layer.conv_offset.weight.normal_(0, 0.1)
-                layer.conv_offset.bias.normal_(0, 0.7)
-
-    def forward(self, x):
-        return self.c(torch.relu(self.b(torch.relu(self.a(x)))))
 
 
 WANT_ATTRS = [
@@ -144,3 +126,55 @@ def test_onnxruntime_agrees_on_case_suite(tmp_path, name):
         want = Call()(*inputs)
     err = float((got - want).abs().max())
     assert err <= 1e-5, err
+
+
+# --------------------------------------------------------------------------- plain torch.onnx.export
+
+# A fresh process that imports only mx_dcn.nn and calls torch.onnx.export itself: nothing of
+# mx_dcn.onnx is imported or called first, so the export must work from what `import mx_dcn` sets up.
+_PLAIN_EXPORT = r"""
+import sys, torch
+sys.path.insert(0, sys.argv[1])
+from tests.models.onnx_head import Head
+dynamo, path = sys.argv[2] == "dynamo", sys.argv[3]
+model = Head().eval()
+x = torch.randn(2, 4, 11, 12)
+if dynamo:
+    extra = dict(dynamic_shapes=({0: torch.export.Dim("batch")},))
+else:
+    extra = dict(input_names=["x"], dynamic_axes={"x": {0: "batch"}})
+torch.onnx.export(model, (x,), path, opset_version=19, dynamo=dynamo, **extra)
+torch.save(model.state_dict(), path + ".state")
+"""
+
+
+@pytest.mark.parametrize("dynamo", [True, False], ids=["dynamo", "torchscript"])
+def test_plain_torch_onnx_export_dynamic_batch(tmp_path, dynamo):
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = tmp_path / "plain.onnx"
+    run = subprocess.run([sys.executable, "-c", _PLAIN_EXPORT, root, "dynamo" if dynamo else "torchscript",
+                          str(path)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    proto = onnx.load(str(path))
+    onnx.checker.check_model(proto)
+    nodes = _deform_nodes(proto)
+    assert len(nodes) == 3
+    assert not [n.op_type for n in proto.graph.node if n.op_type in ("GatherElements", "GatherND", "MatMul")]
+    for node, want in zip(nodes, WANT_ATTRS):
+        got = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+        got = {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in got.items()}
+        assert {k: got.get(k) for k in want} == want, node.name
+    assert len(nodes[1].input) == 3 and nodes[2].input[3] == ""
+    model = Head().eval()
+    model.load_state_dict(torch.load(str(path) + ".state"))
+    for batch in (2, 5):  # the batch is a graph input dimension, not a constant
+        x = torch.randn(batch, 4, 11, 12, generator=torch.Generator().manual_seed(batch))
+        with torch.no_grad():
+            eager = model(x)
+        got = _run(path, x)
+        assert got.shape == tuple(eager.shape)
+        assert float((torch.from_numpy(got) - eager).abs().max()) <= 1e-5

@@ -113,6 +113,8 @@ class CannBackend(Backend):
         if p.dtype == torch.float64:
             out.append(Violation("dtype", "float64 is not supported: the op computes in float32 (float16 and "
                                           "bfloat16 are cast to float32 and back)"))
+        # Under torch.compile / torch.export the sizes may be unknown (Problem.without_sizes): the size
+        # limits below are then not judged, and a traced call beyond them fails inside CANN's op.
         if p.batch == 0:
             out.append(Violation("empty", "the batch is empty; CANN's op does not support empty tensors"))
         taps = p.kernel_h * p.kernel_w

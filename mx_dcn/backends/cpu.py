@@ -4,6 +4,8 @@ CPU call (any kernel size, stride, padding, dilation, groups, deformable groups,
 dtypes, any memory layout) whose image plane and sampling coordinates fit its 32-bit indices."""
 from typing import List
 
+import torch
+
 from ..problem import Problem
 from .base import AVAILABLE, Backend, Violation, unavailable
 
@@ -29,6 +31,8 @@ class CpuBackend(Backend):
 
     def violations(self, problem: Problem) -> List[Violation]:
         found = []
+        if problem.unknown_sizes:  # traced for any size: the kernel itself refuses a plane beyond these
+            return found           # limits (TORCH_CHECK_VALUE in mx_dcn/csrc/cpu/deform_conv_cpu.cpp)
         rows = problem.height * problem.width + 1
         if rows > MAX_INT32:
             found.append(Violation("plane_size", f"H*W + 1 = {rows} exceeds 2^31 - 1: the kernel indexes an "
@@ -42,5 +46,9 @@ class CpuBackend(Backend):
 
     def run(self, problem, x, offset, mask, weight, bias):
         from .. import ops
-        return ops.deform_conv2d(x, offset, mask, weight, bias, problem.stride, problem.padding,
-                                 problem.dilation, problem.groups, problem.deformable_groups)
+        out = ops.deform_conv2d(x, offset, mask, weight, bias, problem.stride, problem.padding,
+                                problem.dilation, problem.groups, problem.deformable_groups)
+        # conv2d's rule: a channels_last input gives a channels_last output (the kernel writes NCHW).
+        if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+            out = out.contiguous(memory_format=torch.channels_last)
+        return out

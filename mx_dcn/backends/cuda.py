@@ -78,7 +78,9 @@ class CudaBackend(Backend):
         if problem.dtype not in FLOATING_DTYPES:
             out.append(Violation("dtype", f"expected one of float32, float64, float16, bfloat16, got {problem.dtype}"))
         entries = 4 * problem.deformable_groups * problem.kernel_taps * problem.out_height * problem.out_width
-        if deterministic_requested() and entries > MAX_DETERMINISTIC_ENTRIES:
+        # With unknown sizes (a traced graph) the kernel enforces this limit itself (TORCH_CHECK in
+        # mx_dcn/csrc/cuda/deform_conv_cuda.cpp).
+        if deterministic_requested() and entries > MAX_DETERMINISTIC_ENTRIES and not problem.unknown_sizes:
             out.append(Violation(
                 "deterministic_size",
                 f"the deterministic backward handles at most {MAX_DETERMINISTIC_ENTRIES} sample corners "

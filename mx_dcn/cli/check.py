@@ -63,68 +63,160 @@ def _target_line(args, assumed: bool) -> str:
     return f"Target: {args.device}{soc}, chain {' -> '.join(chain_for(args.device))}{note}"
 
 
+def _openmmlab(force: bool):
+    """mx_dcn.use_in_mmcv() for the check, when the model comes from a config (force) or its module
+    imported mmengine: mmcv's 'DCNv2'/'DCN' build mx_dcn's layers and mmcv.ops layers are recorded."""
+    if not force and "mmengine" not in sys.modules:
+        return None
+    from ..integrations.openmmlab import use_in_mmcv
+
+    try:
+        return use_in_mmcv()
+    except ImportError as e:
+        raise UsageError(str(e)) from None
+
+
+def _build_from_config(path: str):
+    """The model of an mmdet/mmdet3d (or any mmengine) config file, built with the registry."""
+    try:
+        from mmengine.config import Config
+        from mmengine.registry import MODELS, init_default_scope
+    except ImportError as e:
+        raise UsageError(f"--config needs mmengine (pip install mmengine): {e}") from None
+    try:
+        cfg = Config.fromfile(path)
+    except Exception as e:
+        raise UsageError(f"--config: cannot read {path}: {type(e).__name__}: {e}") from None
+    if "model" not in cfg:
+        raise UsageError(f"--config: {path} has no 'model' entry")
+    if cfg.get("default_scope"):
+        init_default_scope(cfg.default_scope)
+    return MODELS.build(cfg.model)
+
+
+def _config_inputs(model, tensors):
+    """An mmengine model (mmdet/mmdet3d detectors) is called as model(inputs, None, mode='tensor')."""
+    try:
+        from mmengine.model import BaseModel
+    except ImportError:
+        return tuple(tensors)
+    if isinstance(model, BaseModel):
+        return {"inputs": tensors[0] if len(tensors) == 1 else tensors, "data_samples": None, "mode": "tensor"}
+    return tuple(tensors)
+
+
+def _load_model(args):
+    """(model, example inputs or None, what it is called in the output). Raises _FactoryError."""
+    import torch
+
+    from .. import model_check
+
+    if args.config:
+        return _build_from_config(args.config), None, f"config {args.config}"
+    factory = model_check.load_factory(args.model)
+    built = factory()
+    inputs = None
+    if isinstance(built, tuple) and len(built) == 2 and isinstance(built[0], torch.nn.Module):
+        built, inputs = built
+    if not isinstance(built, torch.nn.Module):
+        raise UsageError(f"--model: {args.model} returned {type(built).__name__}, expected an nn.Module "
+                         "or (nn.Module, example_inputs)")
+    return built, inputs, args.model
+
+
 def cmd_check(args) -> int:
     from .. import model_check
 
     model_check.ensure_device_runtime(args.device)
-    if args.model:
+    if args.model or args.config:
+        if args.model and args.config:
+            raise UsageError("give --model or --config, not both")
         if args.weight_shape is not None:
-            raise UsageError("--weight-shape describes a single call; with --model give only --input-shape")
-        if not args.input_shape:
-            raise UsageError("--model needs --input-shape (once per model input)")
+            raise UsageError("--weight-shape describes a single call; with --model/--config give only --input-shape")
+        if args.model:
+            try:  # import the user's module first: whether it uses mmengine decides the integration
+                model_check.load_factory(args.model)
+            except ValueError as e:
+                raise UsageError(str(e)) from None
+        integration = _openmmlab(force=bool(args.config))
         try:
-            factory = model_check.load_factory(args.model)
-        except ValueError as e:
-            raise UsageError(str(e)) from None
-        import torch
+            return _check_model(args, integration)
+        finally:
+            if integration is not None:
+                integration.undo()
+    return _check_one_call(args)
 
-        try:
-            model = factory()
-        except Exception as e:  # the user's factory failed: say where, without a traceback
-            print(f"{PROG} check: error: {args.model}() failed{user_frame(e)}: {type(e).__name__}: {e}",
-                  file=sys.stderr)
-            return 1
-        if not isinstance(model, torch.nn.Module):
-            raise UsageError(f"--model: {args.model} returned {type(model).__name__}, expected an nn.Module")
-        model = model.to(args.dtype)
-        inputs = model_check.make_inputs(args.input_shape, args.dtype)
-        try:
-            result = model_check.check_model(model, inputs, args.device, args.soc, args.trace_device,
-                                             args.availability)
-        except Exception as e:
-            where = user_frame(e)
-            print(f"{PROG} check: error: running {args.model} on {args.trace_device} failed{where}: "
-                  f"{type(e).__name__}: {e}", file=sys.stderr)
-            if args.trace_device == "meta":
-                print(f"{PROG} check: hint: a model that needs real values can be traced on CPU with "
-                      "--trace-device cpu", file=sys.stderr)
-            return 1
-        verdicts, assumed = result.calls, result.assumed_available
-        shapes = " ".join("(" + ",".join(map(str, s)) + ")" for s in args.input_shape)
-        title = [_target_line(args, assumed),
-                 f"Model: {args.model}, input {shapes}, traced on {args.trace_device}", ""]
+
+def _check_model(args, integration) -> int:
+    from .. import model_check
+
+    what = args.config or args.model
+    try:
+        model, inputs, label = _load_model(args)
+    except UsageError:
+        raise
+    except Exception as e:  # the user's factory or config failed: say where, without a traceback
+        print(f"{PROG} check: error: building {what} failed{user_frame(e)}: {type(e).__name__}: {e}",
+              file=sys.stderr)
+        return 1
+    if inputs is not None and args.input_shape:
+        raise UsageError(f"--model: {args.model} returned example inputs; drop --input-shape")
+    if inputs is None:
+        if not args.input_shape:
+            raise UsageError("--model/--config needs --input-shape (once per model input), unless the "
+                             "factory returns (model, example_inputs)")
+        model = model.to(args.dtype)  # the CLI's own model object: converting it is fine
+        tensors = model_check.make_inputs(args.input_shape, args.dtype)
+        inputs = _config_inputs(model, tensors) if args.config else tuple(tensors)
+        shapes = "input " + " ".join("(" + ",".join(map(str, s)) + ")" for s in args.input_shape)
     else:
-        if args.input_shape is None or args.weight_shape is None:
-            raise UsageError("give --model package.module:factory, or one call as --input-shape N,C,H,W "
-                             "--weight-shape Cout,Cin_g,kh,kw")
-        if len(args.input_shape) != 1 or len(args.input_shape[0]) != 4:
-            raise UsageError("a single call takes one --input-shape N,C,H,W")
-        try:
-            v = model_check.check_call(args.input_shape[0], args.weight_shape, args.stride, args.padding,
-                                       args.dilation, args.groups, args.deformable_groups, args.dtype,
-                                       mask=not args.no_mask, bias=not args.no_bias, device=args.device,
-                                       soc=args.soc, availability=args.availability)
-        except (TypeError, ValueError) as e:
-            raise UsageError(f"invalid call: {e}") from None
-        verdicts, assumed = [v], v.assumed_available
-        title = [_target_line(args, assumed), ""]
+        shapes = "the factory's example inputs"
+    try:
+        result = model_check.check_model(model, inputs, args.device, args.soc, args.trace_device,
+                                         args.availability)
+    except Exception as e:
+        print(f"{PROG} check: error: running {what} on {args.trace_device} failed{user_frame(e)}: "
+              f"{type(e).__name__}: {e}", file=sys.stderr)
+        if args.trace_device == "meta":
+            print(f"{PROG} check: hint: a model that needs real values can be traced on CPU with "
+                  "--trace-device cpu", file=sys.stderr)
+        return 1
+    title = [_target_line(args, result.assumed_available),
+             f"Model: {label}, {shapes}, traced on {args.trace_device}"]
+    if integration is not None:
+        changed = integration.registered + integration.replaced
+        title.append("mmcv: " + (f"mx_dcn registered as {', '.join(changed)}; " if changed else "")
+                     + (f"{len(integration.patched)} mmcv.ops functions patched" if integration.patched
+                        else f"mmcv.ops {integration.mmcv_ops}"))
+    return _report(args, result.calls, result.assumed_available, title + [""])
+
+
+def _check_one_call(args) -> int:
+    from .. import model_check
+
+    if args.input_shape is None or args.weight_shape is None:
+        raise UsageError("give --model package.module:factory or --config file.py, or one call as "
+                         "--input-shape N,C,H,W --weight-shape Cout,Cin_g,kh,kw")
+    if len(args.input_shape) != 1 or len(args.input_shape[0]) != 4:
+        raise UsageError("a single call takes one --input-shape N,C,H,W")
+    try:
+        v = model_check.check_call(args.input_shape[0], args.weight_shape, args.stride, args.padding,
+                                   args.dilation, args.groups, args.deformable_groups, args.dtype,
+                                   mask=not args.no_mask, bias=not args.no_bias, device=args.device,
+                                   soc=args.soc, availability=args.availability)
+    except (TypeError, ValueError) as e:
+        raise UsageError(f"invalid call: {e}") from None
+    return _report(args, [v], v.assumed_available, [_target_line(args, v.assumed_available), ""])
+
+
+def _report(args, verdicts, assumed: bool, title: List[str]) -> int:
     fallbacks = [v for v in verdicts if v.is_fallback]
     status = 1 if (args.fail_on_fallback and fallbacks) else 0
     if args.json:
         emit_json({"target": {"device": args.device, "soc": args.soc, "assumed_available": assumed},
-                    "model": args.model, "calls": [v.to_dict() for v in verdicts],
-                    "summary": _backend_counts(verdicts),
-                    "fallbacks": len(fallbacks), "exit_status": status})
+                   "model": args.model, "config": args.config, "calls": [v.to_dict() for v in verdicts],
+                   "summary": _backend_counts(verdicts),
+                   "fallbacks": len(fallbacks), "exit_status": status})
     else:
         print(format_check(verdicts, title))
     if status:
@@ -139,9 +231,10 @@ def register(sub) -> None:
         help="which kernel a call or every call of a model gets on a target, and why",
         description=wrap("Judge deformable convolution calls against the backends' constraints for a target "
                     "device (no such hardware needed), either one call described by flags or every call "
-                    "a model makes. A model is run once on the meta device (nothing is computed) with "
-                    "hooks that record each call of the operator with the qualified name of the module "
-                    "that made it -- calls through mx_dcn.nn layers and through the functional API alike."),
+                    "a model makes. A copy of the model is run once on the meta device (nothing is computed; "
+                    "your model object is not changed) with hooks that record each call of the operator "
+                    "with the qualified name of the module that made it -- calls through mx_dcn.nn layers, "
+                    "the functional API and, with mmengine in use, mmcv.ops layers alike."),
         epilog="""examples:
   one call, DCNv2 3x3 with bias, on Atlas A2:
     mx-dcn check --input-shape 2,96,64,64 --weight-shape 64,96,3,3 --padding 1 --device npu --soc Ascend910B2
@@ -150,6 +243,10 @@ def register(sub) -> None:
         --deformable-groups 2 --no-mask --no-bias --dtype float16 --device npu --soc Ascend910B2
   a whole model (a callable returning an nn.Module; the current directory is importable):
     mx-dcn check --model tests.models.three_dcn:build --input-shape 1,3,64,64 --device npu --soc Ascend910B2
+  a factory returning (model, example_inputs), e.g. a detector taking a dict (mmdet3d style):
+    mx-dcn check --model tests.models.mm_resnet_dcn:build_with_inputs --device npu --soc Ascend910B2
+  an mmdet/mmdet3d config (mmcv's 'DCNv2'/'DCN' layers are checked through mx_dcn.use_in_mmcv()):
+    mx-dcn check --config configs/fcos3d_r101_dcn.py --input-shape 1,3,256,256 --device npu --soc Ascend910B2
   in CI, fail when any layer would leave the fastest kernel:
     mx-dcn check --model mypkg.net:build --input-shape 1,3,256,256 --device npu --soc Ascend910B2 --fail-on-fallback
   for scripts:
@@ -159,7 +256,13 @@ availability: a target absent from this machine (an NPU checked on a laptop) is 
 only: its backends are assumed installed there (--availability auto, the default). --availability local
 reports what this machine itself would run; --availability assume always assumes.""")
     p.add_argument("--model", metavar="MODULE:FACTORY",
-                   help="a callable returning an nn.Module, e.g. mypkg.models:build_detector")
+                   help="a callable returning an nn.Module, or (nn.Module, example_inputs): a tuple of "
+                        "positional arguments, a dict of keyword arguments or one tensor; tensors may be "
+                        "nested in dicts/lists (mmdet3d inputs). e.g. mypkg.models:build_detector")
+    p.add_argument("--config", metavar="FILE.py",
+                   help="an mmdet/mmdet3d (mmengine) config file: its `model` is built with the registry "
+                        "after mx_dcn.use_in_mmcv(); inputs from --input-shape (an mmengine model is "
+                        "called as model(x, None, mode='tensor'))")
     p.add_argument("--input-shape", type=shape_any, action="append", metavar="N,C,H,W",
                    help="input shape; with --model, give it once per model input")
     p.add_argument("--weight-shape", type=shape4, metavar="Cout,Cin/g,kh,kw", help="weight shape (one call)")

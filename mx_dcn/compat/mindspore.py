@@ -53,9 +53,10 @@ def deformable_conv2d(x: torch.Tensor, weight: torch.Tensor, offsets: torch.Tens
                       groups: int = 1, deformable_groups: int = 1, modulated: bool = True) -> torch.Tensor:
     """mindspore.ops.deformable_conv2d's signature and conventions on mx_dcn."""
     for arg, t in (("x", x), ("weight", weight), ("offsets", offsets)):
-        if not isinstance(t, torch.Tensor) or t.dim() != 4:
-            got = f"shape {tuple(t.shape)}" if isinstance(t, torch.Tensor) else type(t).__name__
-            raise ValueError(f"{arg}: expected a 4-D tensor (NCHW), got {got}")
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{arg}: expected a Tensor, got {type(t).__name__}")
+        if t.dim() != 4:
+            raise ValueError(f"{arg}: expected a 4-D tensor (NCHW), got shape {tuple(t.shape)}")
     if isinstance(kernel_size, numbers.Integral) and not isinstance(kernel_size, bool):
         kernel_size = (kernel_size, kernel_size)
     kh, kw = _ints("kernel_size", kernel_size, 2, 1)

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .. import functional
+from ..problem import check_layer
 
 __all__ = ["deform_conv2d", "DeformConv2D"]
 
@@ -35,11 +36,14 @@ def _to_pair(name: str, value: IntOrList) -> Tuple[int, int]:
 
 def _check(x, weight, deformable_groups, groups) -> None:
     for arg, t in (("x", x), ("weight", weight)):
-        if not isinstance(t, torch.Tensor) or t.dim() != 4:
-            got = f"shape {tuple(t.shape)}" if isinstance(t, torch.Tensor) else type(t).__name__
-            raise ValueError(f"{arg}: expected a 4-D tensor, got {got}")
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{arg}: expected a Tensor, got {type(t).__name__}")
+        if t.dim() != 4:
+            raise ValueError(f"{arg}: expected a 4-D tensor, got shape {tuple(t.shape)}")
     for arg, v in (("deformable_groups", deformable_groups), ("groups", groups)):
-        if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
+        if not isinstance(v, numbers.Integral) or isinstance(v, bool):
+            raise TypeError(f"{arg}: expected a positive int, got {type(v).__name__} {v!r}")
+        if v < 1:
             raise ValueError(f"{arg}: expected a positive int, got {v!r}")
     c_out = int(weight.shape[0])
     if c_out % deformable_groups:
@@ -74,9 +78,8 @@ class DeformConv2D(nn.Module):
                              "the weight in torch instead")
         if bias_attr not in (None, False):
             raise ValueError(f"bias_attr: only None or False are supported, got {bias_attr!r}")
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"groups: in_channels={in_channels} and out_channels={out_channels} must both "
-                             f"be divisible by groups={groups}")
+        check_layer(in_channels, out_channels, _to_pair("kernel_size", kernel_size), _to_pair("stride", stride),
+                    _to_pair("padding", padding), _to_pair("dilation", dilation), groups, deformable_groups)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size = _to_pair("kernel_size", kernel_size)
         self.stride, self.padding = _to_pair("stride", stride), _to_pair("padding", padding)

@@ -15,9 +15,9 @@ from typing import Optional, Tuple, Union
 
 import torch
 from torch import nn
-from torch.nn.modules.utils import _pair
 
 from .. import functional
+from ..problem import check_layer
 
 __all__ = ["deform_conv2d", "DeformConv2d", "infer_groups"]
 
@@ -27,9 +27,10 @@ IntOrPair = Union[int, Tuple[int, int]]
 def infer_groups(input: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor) -> Tuple[int, int]:
     """(groups, offset_groups) from the shapes, as torchvision does; errors name the argument."""
     for name, t in (("input", input), ("offset", offset), ("weight", weight)):
-        if not isinstance(t, torch.Tensor) or t.dim() != 4:
-            got = f"shape {tuple(t.shape)}" if isinstance(t, torch.Tensor) else type(t).__name__
-            raise ValueError(f"{name}: expected a 4-D tensor, got {got}")
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name}: expected a Tensor, got {type(t).__name__}")
+        if t.dim() != 4:
+            raise ValueError(f"{name}: expected a 4-D tensor, got shape {tuple(t.shape)}")
     c_in, c_per_group = int(input.shape[1]), int(weight.shape[1])
     kh, kw = int(weight.shape[2]), int(weight.shape[3])
     if c_per_group < 1 or c_in % c_per_group:
@@ -60,16 +61,10 @@ class DeformConv2d(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrPair, stride: IntOrPair = 1,
                  padding: IntOrPair = 0, dilation: IntOrPair = 1, groups: int = 1, bias: bool = True):
         super().__init__()
-        if in_channels % groups != 0:
-            raise ValueError(f"groups: in_channels={in_channels} must be divisible by groups={groups}")
-        if out_channels % groups != 0:
-            raise ValueError(f"groups: out_channels={out_channels} must be divisible by groups={groups}")
+        self.kernel_size, self.stride, self.padding, self.dilation = check_layer(
+            in_channels, out_channels, kernel_size, stride, padding, dilation, groups)
         self.in_channels = in_channels
         self.out_channels = out_channels
-        self.kernel_size = _pair(kernel_size)
-        self.stride = _pair(stride)
-        self.padding = _pair(padding)
-        self.dilation = _pair(dilation)
         self.groups = groups
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels // groups, *self.kernel_size))
         if bias:

@@ -89,6 +89,10 @@ class AscendCBackend(Backend):
         if p.dtype == torch.float64:
             out.append(Violation("dtype", "float64 is not supported: the kernels compute in float32 (float16 "
                                  "and bfloat16 are cast to float32 and back; float64 would silently lose precision)"))
+        if p.unknown_sizes:
+            out.append(Violation("unknown_sizes", "the call is traced for any batch and image size "
+                                 "(torch.compile / torch.export); the kernels' tiling is computed for "
+                                 "concrete sizes before launch, so they take eager calls only"))
         if out or p.batch == 0:
             return out
         return self._tiling_violations(p, VECTOR_CORES.get(soc or "", DEFAULT_VECTOR_CORES))

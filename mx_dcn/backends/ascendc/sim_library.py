@@ -62,5 +62,7 @@ def ensure_sim_library(build: bool = True, log=None) -> str:
         except OSError as e:
             raise SimLibraryError(f"building the AscendC model library failed: {e}") from None
         if result.returncode != 0:
-            raise SimLibraryError(f"building the AscendC model library failed:\n{result.stdout}\n{result.stderr}")
+            output = (result.stdout + result.stderr).strip()
+            raise SimLibraryError(f"building the AscendC model library failed ({os.path.relpath(BUILD_SCRIPT, ROOT)} "
+                                  f"--lib-only exited with status {result.returncode})" + (f":\n{output}" if output else ""))
     return library

@@ -133,22 +133,28 @@ void PipeModel::Ub(Pipe p, bool write, uint32_t lo, uint32_t hi, const char* wha
 void PipeModel::Gm(Pipe p, bool write, GmBuffer& b, const char* what) {
   if (b.mode == GmMode::kInput && !write) return;   // never written (writes fail): nothing to order
   const int pi = static_cast<int>(p);
-  const std::string where = "GM buffer '" + b.name + "'";
   for (int q = 0; q < kPipes; ++q) {
     if (q == pi) continue;
-    if (b.lastWrite[q] > known_[pi][q]) Hazard(what, p, write, static_cast<Pipe>(q), true, b.lastWrite[q], where);
-    if (write && b.lastRead[q] > known_[pi][q]) Hazard(what, p, true, static_cast<Pipe>(q), false, b.lastRead[q], where);
+    if (b.lastWrite[q] > known_[pi][q]) Hazard(what, p, write, static_cast<Pipe>(q), true, b.lastWrite[q], "GM buffer '" + b.name + "'");
+    if (write && b.lastRead[q] > known_[pi][q]) {
+      Hazard(what, p, true, static_cast<Pipe>(q), false, b.lastRead[q], "GM buffer '" + b.name + "'");
+    }
   }
   (write ? b.lastWrite : b.lastRead)[pi] = seq_[pi];
 }
 
+namespace {
+std::string Call(const char* fn, HardEvent e, int32_t id) {
+  return std::string(fn) + "<HardEvent::" + EventName(e) + ">(" + std::to_string(id) + ")";
+}
+}  // namespace
+
 void PipeModel::SetFlag(HardEvent e, int32_t id) {
-  const std::string call = std::string("SetFlag<HardEvent::") + EventName(e) + ">(" + std::to_string(id) + ")";
-  if (id < 0 || id >= kEventIds) Fail(call + ": event id outside 0..7 (SetFlag-WaitFlag.md: ids 0-7 on Atlas A2)");
+  if (id < 0 || id >= kEventIds) Fail(Call("SetFlag", e, id) + ": event id outside 0..7 (SetFlag-WaitFlag.md: ids 0-7 on Atlas A2)");
   Event& ev = events_[static_cast<int>(e)][id];
   if (ev.pending) {
-    Fail(call + " again before its WaitFlag: the first signal would be lost (SetFlag/WaitFlag must pair, "
-         "SetFlag-WaitFlag.md)");
+    Fail(Call("SetFlag", e, id) + " again before its WaitFlag: the first signal would be lost (SetFlag/WaitFlag must "
+         "pair, SetFlag-WaitFlag.md)");
   }
   const double at = Issue();
   const int src = static_cast<int>(EventSource(e));
@@ -159,12 +165,11 @@ void PipeModel::SetFlag(HardEvent e, int32_t id) {
 }
 
 void PipeModel::WaitFlag(HardEvent e, int32_t id) {
-  const std::string call = std::string("WaitFlag<HardEvent::") + EventName(e) + ">(" + std::to_string(id) + ")";
-  if (id < 0 || id >= kEventIds) Fail(call + ": event id outside 0..7 (SetFlag-WaitFlag.md: ids 0-7 on Atlas A2)");
+  if (id < 0 || id >= kEventIds) Fail(Call("WaitFlag", e, id) + ": event id outside 0..7 (SetFlag-WaitFlag.md: ids 0-7 on Atlas A2)");
   Event& ev = events_[static_cast<int>(e)][id];
   const int dst = static_cast<int>(EventTarget(e));
   if (!ev.pending) {
-    Fail(call + " without a SetFlag<HardEvent::" + EventName(e) + ">(" + std::to_string(id) +
+    Fail(Call("WaitFlag", e, id) + " without a SetFlag<HardEvent::" + EventName(e) + ">(" + std::to_string(id) +
          ") before it: pipe " + PipeName(static_cast<Pipe>(dst)) + " would wait forever (SetFlag/WaitFlag must pair "
          "with the same event id, SetFlag-WaitFlag.md)");
   }

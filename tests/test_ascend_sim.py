@@ -8,6 +8,7 @@ from mx_dcn.backends.ascendc.algorithm import run_with_kernels
 from mx_dcn.backends.ascendc.kernels import SimError, SimKernels
 from mx_dcn.backends.ascendc.tiling import COL2IM, IM2COL, compute_tiling
 from mx_dcn.problem import describe
+from mx_dcn.testing.cases import CASES as SHARED_CASES
 from mx_dcn.testing.cases import Case
 from mx_dcn.testing.oracle import oracle_backward, oracle_forward
 from mx_dcn.workspace import workspace_budget
@@ -70,6 +71,39 @@ def test_kernels_match_oracle(case, cores):
         assert status == 0
         assert blocks == tiling["blockDim"] == min(cores, pixels)
         assert ub_peak == tiling["ubBytes"] <= 192 * 1024, (kernel, ub_peak, tiling["ubBytes"])
+
+
+def _accepted_by_ascendc(case: Case) -> bool:
+    import mx_dcn
+
+    t = case.make_inputs(torch.float32, device="meta")
+    p = describe(t["x"], t["offset"], t["mask"], t["weight"], t["bias"], **case.args(), device="npu", soc="Ascend910B2")
+    return not mx_dcn.get_backend("ascendc").violations(p)
+
+
+SHARED = [c for c in SHARED_CASES if _accepted_by_ascendc(c)]
+
+
+@pytest.mark.parametrize("case", SHARED, ids=[c.name for c in SHARED])
+def test_shared_case_suite_runs_clean_on_the_model(case):
+    """Every case of the shared suite (mx_dcn/testing/cases.py) the ascendc backend accepts runs on the
+    strict model -- blocks reversed, for good measure -- and matches the float64 oracle."""
+    kernels = SimKernels(sim_library(), core_num=7, block_order="reversed")
+    leaves, out, grad_out, p = run_case(case, kernels)
+    args = case.args()
+    want = oracle_forward(leaves["x"], leaves["offset"], leaves["mask"], leaves["weight"], leaves["bias"], **args)
+    assert_close(out, want, f"{case.name} forward")
+    grads = oracle_backward(leaves["x"], leaves["offset"], leaves["mask"], leaves["weight"], leaves["bias"],
+                            grad_out, **args)
+    for name in ("x", "offset", "mask", "weight", "bias"):
+        if leaves[name] is not None:
+            assert_close(leaves[name].grad, grads[name], f"{case.name} grad {name}")
+    if case.n:
+        assert {launch.kernel for launch in kernels.launches} == {"im2col", "col2im"}
+
+
+def test_the_shared_suite_has_ascendc_cases():
+    assert {c.name for c in SHARED} >= {"c256_stride2_pad0_dil2", "c64_groups2_bias_maskzeros"}
 
 
 def test_some_splits_are_uneven():

@@ -108,24 +108,34 @@ void PipeModel::Ub(Pipe p, bool write, uint32_t lo, uint32_t hi, const char* wha
   if (hi <= lo) return;
   const int pi = static_cast<int>(p);
   const uint32_t seq = seq_[pi];
-  const bool dma = p == Pipe::MTE2 || p == Pipe::MTE3;
-  for (uint32_t b = lo / kBlock, end = (hi + kBlock - 1) / kBlock; b < end; ++b) {
-    UbState& s = ub_[b];
-    const int w = s.wPipe;
-    if (s.wSeq != 0 && w != pi && known_[pi][w] < s.wSeq) Hazard(what, p, write, static_cast<Pipe>(w), true, s.wSeq, UbName(lo, hi));
+  // What pipe p knows complete, with its own slot at "everything": its own accesses never conflict
+  // (but see the MTE copies below). Hot path: branch-free tests, the rule is found on a conflict.
+  uint32_t k[kPipes];
+  for (int q = 0; q < kPipes; ++q) k[q] = q == pi ? 0xFFFFFFFFu : known_[pi][q];
+  const bool dmaWrite = write && (p == Pipe::MTE2 || p == Pipe::MTE3);
+  UbState* s = &ub_[lo / kBlock];
+  UbState* const end = &ub_[(hi + kBlock - 1) / kBlock];
+  for (; s != end; ++s) {
+    bool conflict = s->wSeq > k[s->wPipe];
     if (write) {
-      for (int q = 0; q < kPipes; ++q) {
-        if (q != pi && s.rSeq[q] > known_[pi][q]) Hazard(what, p, true, static_cast<Pipe>(q), false, s.rSeq[q], UbName(lo, hi));
-      }
+      conflict |= (s->rSeq[0] > k[0]) | (s->rSeq[1] > k[1]) | (s->rSeq[2] > k[2]) | (s->rSeq[3] > k[3]);
       // Two copies of one MTE pipe into the same bytes (not one copy touching a block twice).
-      if (s.wSeq != 0 && w == pi && dma && s.wSeq != seq && known_[pi][pi] < s.wSeq) {
-        Hazard(what, p, true, p, true, s.wSeq, UbName(lo, hi));
+      conflict |= dmaWrite && s->wPipe == pi && s->wSeq != 0 && s->wSeq != seq && known_[pi][pi] < s->wSeq;
+    }
+    if (__builtin_expect(conflict, 0)) {
+      const int w = s->wPipe;
+      if (s->wSeq > k[w]) Hazard(what, p, write, static_cast<Pipe>(w), true, s->wSeq, UbName(lo, hi));
+      for (int q = 0; q < kPipes; ++q) {
+        if (s->rSeq[q] > k[q]) Hazard(what, p, true, static_cast<Pipe>(q), false, s->rSeq[q], UbName(lo, hi));
       }
-      s.wPipe = static_cast<uint8_t>(pi);
-      s.wSeq = seq;
-      std::fill(s.rSeq, s.rSeq + kPipes, 0u);
+      Hazard(what, p, true, p, true, s->wSeq, UbName(lo, hi));
+    }
+    if (write) {
+      s->wPipe = static_cast<uint8_t>(pi);
+      s->wSeq = seq;
+      s->rSeq[0] = s->rSeq[1] = s->rSeq[2] = s->rSeq[3] = 0;
     } else {
-      s.rSeq[pi] = seq;
+      s->rSeq[pi] = seq;
     }
   }
 }

@@ -54,6 +54,13 @@ uint64_t VecIndex(uint32_t r, uint64_t e, uint32_t blkStride, uint32_t repStride
   return uint64_t(r) * repStride * perBlock + (e / perBlock) * blkStride * perBlock + e % perBlock;
 }
 
+// Whether an operand's elements are one contiguous run (element (r, e) at r * mask + e), the common
+// case the loops below take without index arithmetic.
+template <typename T>
+bool Contiguous(uint64_t mask, uint32_t blkStride, uint32_t repStride) {
+  return blkStride == 1 && uint64_t(repStride) * (kBlock / sizeof(T)) == mask;
+}
+
 // The last element a level-0 operand touches + 1 (for the bounds check).
 template <typename T>
 uint64_t VecExtent(uint64_t mask, uint32_t repeatTimes, uint32_t blkStride, uint32_t repStride) {
@@ -108,8 +115,12 @@ void Duplicate(const LocalTensor<T>& dst, const T& scalar, uint64_t mask, uint32
   T* d = sim::VecPtr(dst, what, mask, repeatTimes, dstBlkStride, dstRepStride);
   sim::pipes().Begin(sim::Pipe::V);
   sim::VecTouch(sim::Operand(dst, mask, dstBlkStride, dstRepStride), repeatTimes, true, what);
-  for (uint32_t r = 0; r < repeatTimes; ++r)
-    for (uint64_t e = 0; e < mask; ++e) d[sim::VecIndex<T>(r, e, dstBlkStride, dstRepStride)] = scalar;
+  if (sim::Contiguous<T>(mask, dstBlkStride, dstRepStride)) {
+    for (uint64_t i = 0; i < mask * repeatTimes; ++i) d[i] = scalar;
+  } else {
+    for (uint32_t r = 0; r < repeatTimes; ++r)
+      for (uint64_t e = 0; e < mask; ++e) d[sim::VecIndex<T>(r, e, dstBlkStride, dstRepStride)] = scalar;
+  }
   sim::VecDone(mask, repeatTimes, sim::VecCycles(repeatTimes));
 }
 
@@ -133,11 +144,15 @@ void Unary(const char* what, const LocalTensor<T>& dst, const LocalTensor<T>& sr
   VecTouch(os, repeatTimes, false, what);
   if (readsDst) VecTouch(od, repeatTimes, false, what);
   VecTouch(od, repeatTimes, true, what);
-  for (uint32_t r = 0; r < repeatTimes; ++r)
-    for (uint64_t e = 0; e < mask; ++e) {
-      T& out = d[VecIndex<T>(r, e, p.dstBlkStride, p.dstRepStride)];
-      out = f(out, s[VecIndex<T>(r, e, p.srcBlkStride, p.srcRepStride)]);
-    }
+  if (Contiguous<T>(mask, p.dstBlkStride, p.dstRepStride) && Contiguous<T>(mask, p.srcBlkStride, p.srcRepStride)) {
+    for (uint64_t i = 0; i < mask * repeatTimes; ++i) d[i] = f(d[i], s[i]);
+  } else {
+    for (uint32_t r = 0; r < repeatTimes; ++r)
+      for (uint64_t e = 0; e < mask; ++e) {
+        T& out = d[VecIndex<T>(r, e, p.dstBlkStride, p.dstRepStride)];
+        out = f(out, s[VecIndex<T>(r, e, p.srcBlkStride, p.srcRepStride)]);
+      }
+  }
   VecDone(mask, repeatTimes, VecCycles(repeatTimes));
 }
 
@@ -165,10 +180,15 @@ void Binary(const char* what, const LocalTensor<T>& dst, const LocalTensor<T>& s
   VecTouch(o0, repeatTimes, false, what);
   VecTouch(o1, repeatTimes, false, what);
   VecTouch(od, repeatTimes, true, what);
-  for (uint32_t r = 0; r < repeatTimes; ++r)
-    for (uint64_t e = 0; e < mask; ++e)
-      d[VecIndex<T>(r, e, p.dstBlkStride, p.dstRepStride)] =
-          f(a[VecIndex<T>(r, e, p.src0BlkStride, p.src0RepStride)], b[VecIndex<T>(r, e, p.src1BlkStride, p.src1RepStride)]);
+  if (Contiguous<T>(mask, p.dstBlkStride, p.dstRepStride) && Contiguous<T>(mask, p.src0BlkStride, p.src0RepStride) &&
+      Contiguous<T>(mask, p.src1BlkStride, p.src1RepStride)) {
+    for (uint64_t i = 0; i < mask * repeatTimes; ++i) d[i] = f(a[i], b[i]);
+  } else {
+    for (uint32_t r = 0; r < repeatTimes; ++r)
+      for (uint64_t e = 0; e < mask; ++e)
+        d[VecIndex<T>(r, e, p.dstBlkStride, p.dstRepStride)] =
+            f(a[VecIndex<T>(r, e, p.src0BlkStride, p.src0RepStride)], b[VecIndex<T>(r, e, p.src1BlkStride, p.src1RepStride)]);
+  }
   VecDone(mask, repeatTimes, VecCycles(repeatTimes));
 }
 }  // namespace sim

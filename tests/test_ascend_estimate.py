@@ -13,7 +13,7 @@ from mx_dcn.backends.ascendc.kernels import SimKernels
 from mx_dcn.backends.ascendc.tiling import VECTOR_CORES
 from mx_dcn.problem import describe
 from mx_dcn.testing.cases import Case
-from mx_dcn.testing.oracle import oracle_backward, oracle_forward
+from mx_dcn.testing.oracle import oracle_backward
 
 from test_ascend_sim import assert_close
 from test_ascend_support import sim, sim_library as built_library  # noqa: F401  (fixture)
@@ -97,13 +97,14 @@ def test_blocks_run_in_the_chosen_order_with_the_same_results_and_work():
     """Reversed and shuffled block orders give the oracle's results and the same per-block work.
     grad_x differs in its last bits from the ascending order's: col2im adds it atomically, so the
     order of float additions follows the block order (today's backward is not deterministic; a
-    deterministic design must make these equal)."""
+    deterministic design must make these equal); grad offset and grad mask, written once per element,
+    are bitwise equal."""
     case = Case("overlapping_samples", 1, 64, 6, 6, 8, padding=(1, 1))
     runs = {}
     for order, seed in (("ascending", 0), ("reversed", 0), ("shuffled", 3)):
         kernels = SimKernels(built_library(), core_num=7, block_order=order, seed=seed)
         t, grad_out = _backward(kernels, case)
-        runs[order] = (kernels.launches, t["x"].grad.clone())
+        runs[order] = (kernels.launches, t["x"].grad.clone(), t["offset"].grad.clone(), t["mask"].grad.clone())
         want = oracle_backward(t["x"], t["offset"], t["mask"], t["weight"], t["bias"], grad_out, **case.args())
         assert_close(t["x"].grad, want["x"], f"{order} grad x")
         assert_close(t["offset"].grad, want["offset"], f"{order} grad offset")
@@ -115,6 +116,8 @@ def test_blocks_run_in_the_chosen_order_with_the_same_results_and_work():
     for a, r in zip(ascending, reversed_):
         assert a.counters == r.counters
     assert not torch.equal(runs["ascending"][1], runs["reversed"][1])
+    for o in ("reversed", "shuffled"):   # written once per element: independent of the order
+        assert torch.equal(runs["ascending"][2], runs[o][2]) and torch.equal(runs["ascending"][3], runs[o][3])
 
 
 def test_an_unknown_block_order_is_refused():

@@ -24,7 +24,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from ...problem import describe
-from .algorithm import _channels_last, run_with_kernels
+from .algorithm import channels_last, run_with_kernels
 from .kernels import SamplingKernels, SimKernels
 from .sim_library import ensure_sim_library
 from .tiling import VECTOR_CORES
@@ -188,7 +188,7 @@ class _ModelRunner:
     def __init__(self, shape: tuple, sim: SimKernels, seed: int):
         t = _inputs(shape, "cpu", seed)
         self.p = describe(t["x"], t["offset"], t["mask"], t["weight"], t["bias"], padding=1)
-        self.x, self.off, self.msk = _channels_last(self.p, t["x"], t["offset"], t["mask"])
+        self.x, self.off, self.msk = channels_last(self.p, t["x"], t["offset"], t["mask"])
         self.sim, self.seed, self.done = sim, seed, {}
 
     def run(self, kernel: str, shape: tuple):

@@ -15,7 +15,8 @@ mkdir -p "$build"
 
 flags=(-std=c++17 -O2 -g -fPIC -Wall -Wextra -Wno-unused-parameter
        -I"$ka/sim/include" -I"$ka/op_host" -I"$ka/op_kernel")
-sources=("$ka/sim/sim_runtime.cpp" "$ka/sim/capi.cpp" "$ka/sim/selftest_kernels.cpp"
+sources=("$ka/sim/sim_runtime.cpp" "$ka/sim/sim_pipes.cpp" "$ka/sim/sim_buffers.cpp" "$ka/sim/sim_checks.cpp"
+         "$ka/sim/capi.cpp" "$ka/sim/selftest_kernels.cpp"
          "$ka/op_host/dcn_tiling.cpp" "$ka/op_kernel/mx_dcn_im2col.cpp" "$ka/op_kernel/mx_dcn_col2im.cpp")
 
 if [[ "${1:-}" == "--sanitize" ]]; then

@@ -8,6 +8,7 @@ from mx_dcn.backends.ascendc.algorithm import run_with_kernels
 from mx_dcn.backends.ascendc.kernels import SimError, SimKernels
 from mx_dcn.backends.ascendc.tiling import COL2IM, IM2COL, compute_tiling
 from mx_dcn.problem import describe
+from mx_dcn.testing.cases import CASES as SHARED_CASES
 from mx_dcn.testing.cases import Case
 from mx_dcn.testing.oracle import oracle_backward, oracle_forward
 from mx_dcn.workspace import workspace_budget
@@ -63,13 +64,46 @@ def test_kernels_match_oracle(case, cores):
 
     # The launches really ran on several blocks, split as the tiling says, within the UB it predicts.
     pixels = case.n * case.out_hw[0] * case.out_hw[1]
-    assert {k for k, *_ in kernels.launches} == {"im2col", "col2im"}
-    for kernel, shape, blocks, ub_peak in kernels.launches:
+    assert {launch.kernel for launch in kernels.launches} == {"im2col", "col2im"}
+    for kernel, shape, blocks, ub_peak, *_ in kernels.launches:
         kind = IM2COL if kernel == "im2col" else COL2IM
         status, tiling = compute_tiling(kind, shape, cores)
         assert status == 0
         assert blocks == tiling["blockDim"] == min(cores, pixels)
         assert ub_peak == tiling["ubBytes"] <= 192 * 1024, (kernel, ub_peak, tiling["ubBytes"])
+
+
+def _accepted_by_ascendc(case: Case) -> bool:
+    import mx_dcn
+
+    t = case.make_inputs(torch.float32, device="meta")
+    p = describe(t["x"], t["offset"], t["mask"], t["weight"], t["bias"], **case.args(), device="npu", soc="Ascend910B2")
+    return not mx_dcn.get_backend("ascendc").violations(p)
+
+
+SHARED = [c for c in SHARED_CASES if _accepted_by_ascendc(c)]
+
+
+@pytest.mark.parametrize("case", SHARED, ids=[c.name for c in SHARED])
+def test_shared_case_suite_runs_clean_on_the_model(case):
+    """Every case of the shared suite (mx_dcn/testing/cases.py) the ascendc backend accepts runs on the
+    strict model -- blocks reversed, for good measure -- and matches the float64 oracle."""
+    kernels = SimKernels(sim_library(), core_num=7, block_order="reversed")
+    leaves, out, grad_out, p = run_case(case, kernels)
+    args = case.args()
+    want = oracle_forward(leaves["x"], leaves["offset"], leaves["mask"], leaves["weight"], leaves["bias"], **args)
+    assert_close(out, want, f"{case.name} forward")
+    grads = oracle_backward(leaves["x"], leaves["offset"], leaves["mask"], leaves["weight"], leaves["bias"],
+                            grad_out, **args)
+    for name in ("x", "offset", "mask", "weight", "bias"):
+        if leaves[name] is not None:
+            assert_close(leaves[name].grad, grads[name], f"{case.name} grad {name}")
+    if case.n:
+        assert {launch.kernel for launch in kernels.launches} == {"im2col", "col2im"}
+
+
+def test_the_shared_suite_has_ascendc_cases():
+    assert {c.name for c in SHARED} >= {"c256_stride2_pad0_dil2", "c64_groups2_bias_maskzeros"}
 
 
 def test_some_splits_are_uneven():
@@ -84,10 +118,10 @@ def test_chunked_launches_and_channel_chunks():
     kernels = SimKernels(sim_library(), core_num=5, ub=8 * 1024)
     with workspace_budget(1024 * 1024):
         leaves, out, grad_out, p = run_case(case, kernels, seed=3)
-    starts = sorted({shape[15] for _, shape, _, _ in kernels.launches})
+    starts = sorted({launch.shape[15] for launch in kernels.launches})
     assert len(starts) >= 2, "expected several launches"
     tiles = {compute_tiling(IM2COL if kernel == "im2col" else COL2IM, shape, 5, 8 * 1024)[1]["cTile"]
-             for kernel, shape, _, _ in kernels.launches}
+             for kernel, shape, *_ in kernels.launches}
     assert max(tiles) < 256 and any(256 % t for t in tiles), tiles   # chunked, one with a narrower tail
     args = case.args()
     want = oracle_forward(leaves["x"], leaves["offset"], leaves["mask"], leaves["weight"], leaves["bias"], **args)
@@ -129,29 +163,48 @@ def test_a_tiling_that_overfills_ub_is_stopped_by_the_model():
 
 # --------------------------------------------------------------------------- the model's own rules
 
-RULES = {
-    1: "length 36 bytes is not a multiple of 32 bytes",      # misaligned DataCopy length
-    2: "is not 32-byte aligned",                              # misaligned UB address
-    3: "UB capacity exceeded",                                # 200 KiB of buffers
-    4: "repeatTimes 256 exceeds 255",                         # 8-bit repeat field
-    5: "block stride (gap) 65536 exceeds the 16-bit field",   # 16-bit stride field
-    6: "must sit between SetAtomicAdd and SetAtomicNone",     # atomic add outside SetAtomicAdd
-    7: "SetAtomicAdd still active",
-    8: "leaves its buffer",
-    9: "the work split overlaps",
-    10: "FreeTensor missing",
+# Each rule toy (kernels_ascend/sim/selftest_kernels.cpp) with what its broken variant's message must
+# name besides the toy's own phrase: the buffer, both pipes and the missing event for the hazards.
+TOYS = {
+    "copy_length": [], "ub_address": [], "ub_capacity": [], "repeat_256": [], "copy_gap_65536": [],
+    "atomic_outside": ["'toy_out'"], "atomic_left_on": [], "ub_overrun": [], "blocks_overlap": ["'toy_out'"],
+    "queue_leak": [],
+    "mte2_then_v": ["pipe V reads", "TBuf<VECCALC>", "pipe MTE2 wrote", "WaitFlag<HardEvent::MTE2_V>"],
+    "v_then_mte3": ["pipe MTE3 reads", "TBuf<VECCALC>", "pipe V wrote", "WaitFlag<HardEvent::V_MTE3>"],
+    "s_reads_v_result": ["pipe S reads", "TBuf<VECCALC>", "pipe V wrote", "WaitFlag<HardEvent::V_S>"],
+    "wrong_event_id": ["pipe V would wait forever"],
+    "use_after_free": ["TQue<VECIN> buffer 0 of 1", "FreeTensor"],
+    "partial_overlap": ["Muls", "100% or not at all"],
+    "block_stride_256": ["BinaryRepeatParams"],
+    "gm_past_tensor_end": ["GM elements [96, 160) of a GlobalTensor of 128 elements"],
+    "unpaired_setflag": ["unpaired SetFlag"],
+    "mte2_overwrites_v_input": ["pipe MTE2 writes", "pipe V read", "WaitFlag<HardEvent::V_MTE2>"],
+    "mte2_overlapping_copies": ["pipe MTE2 writes", "pipe MTE2 wrote"],
+    "s_write_then_mte3": ["pipe MTE3 reads", "pipe S wrote", "WaitFlag<HardEvent::S_MTE3>"],
+    "v_overwrites_s_input": ["pipe V writes", "pipe S read", "WaitFlag<HardEvent::S_V>"],
+    "dst_block_stride_0": [],
+    "mte3_overlapping_copies": ["'toy_out'"],
 }
 
 
-@pytest.mark.parametrize("toy", sorted(RULES))
-def test_model_rejects_rule_breaking_kernel(sim, toy):
-    message = sim.selftest(toy)
-    assert message is not None, f"toy {toy} ran although it breaks a rule"
-    assert RULES[toy] in message and message.startswith("AscendC model:"), message
+def test_every_rule_toy_is_listed(sim):
+    assert [name for name, _ in sim.selftests()] == list(TOYS)
 
 
-def test_model_runs_a_rule_abiding_kernel(sim):
-    assert sim.selftest(0) is None
+@pytest.mark.parametrize("toy", range(len(TOYS)), ids=list(TOYS))
+def test_model_rejects_the_broken_toy_and_runs_the_fixed_one(sim, toy):
+    name, phrase = sim.selftests()[toy]
+    message = sim.selftest(toy, fixed=False)
+    assert message is not None, f"toy {name} ran although it breaks a rule"
+    assert message.startswith("AscendC model:") and phrase in message, message
+    for part in TOYS[name]:
+        assert part in message, f"{name}: {part!r} not in {message!r}"
+    assert sim.selftest(toy, fixed=True) is None
+
+
+def test_an_unknown_toy_is_refused(sim):
+    with pytest.raises(ValueError, match="toy: expected"):
+        sim.selftest(len(TOYS), fixed=True)
 
 
 # --------------------------------------------------------------------------- through the public API

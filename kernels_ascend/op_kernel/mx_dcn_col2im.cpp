@@ -130,6 +130,10 @@ class DcnCol2im : public DcnKernelBase {
     dotValue += sums.GetValue(0);
     dotDy += sums.GetValue(BLOCK_FLOATS);
     dotDx += sums.GetValue(2 * BLOCK_FLOATS);
+    // The next chunk's ReduceSum overwrites the sums: the vector pipe waits for these scalar reads.
+    event_t readDone = static_cast<event_t>(GetTPipePtr()->FetchEventID(HardEvent::S_V));
+    SetFlag<HardEvent::S_V>(readDone);
+    WaitFlag<HardEvent::S_V>(readDone);
     gradColumnQue_.FreeTensor(gradColumn);
     cornerQue_.FreeTensor(corners);
   }

@@ -1,6 +1,7 @@
 // C ABI over the CPU model, for Python (ctypes) and the C++ tests: runs the real kernel sources of
-// op_kernel/ for every block index, with the tiling computed by op_host/dcn_tiling.cpp.
-// Every function returns 0 on success; on failure it returns non-zero and writes the model's
+// op_kernel/ for every block index, with the tiling computed by op_host/dcn_tiling.cpp, and reports
+// what each block did (counters) and the cost figures of the time estimate.
+// Every launch function returns 0 on success; on failure it returns non-zero and writes the model's
 // message into `err` (NUL-terminated, truncated to `errLen`).
 #include <cstdio>
 #include <string>
@@ -30,6 +31,10 @@ mxdcn::DcnShape ShapeFrom(const uint64_t* s) {
 
 void Report(const std::string& message, char* err, int errLen) {
   if (err != nullptr && errLen > 0) std::snprintf(err, size_t(errLen), "%s", message.c_str());
+}
+
+const AscendC::sim::cost::Figure* FigureAt(int i) {
+  return i >= 0 && i < AscendC::sim::cost::FigureCount() ? &AscendC::sim::cost::Figures()[i] : nullptr;
 }
 
 uint32_t g_lastUbPeak = 0;
@@ -87,6 +92,39 @@ int mxdcn_sim_tiling(int kind, const uint64_t* shape, uint32_t coreNum, uint32_t
 
 uint32_t mxdcn_sim_last_ub_peak() { return g_lastUbPeak; }
 uint32_t mxdcn_sim_last_block_dim() { return g_lastBlockDim; }
+
+// Counters of the last launch: names (comma-separated) and, per block index, Count() values.
+const char* mxdcn_sim_counter_names() { return AscendC::sim::Counters::Names(); }
+int mxdcn_sim_counter_count() { return AscendC::sim::Counters::Count(); }
+// Fills `out` with blocks x counters values (row = block index); returns the number of blocks.
+int mxdcn_sim_last_counters(double* out, int maxBlocks) {
+  const std::vector<AscendC::sim::Counters>& all = AscendC::sim::LastCounters();
+  const int n = static_cast<int>(all.size()) < maxBlocks ? static_cast<int>(all.size()) : maxBlocks;
+  for (int b = 0; b < n; ++b) all[size_t(b)].Flatten(out + size_t(b) * size_t(AscendC::sim::Counters::Count()));
+  return n;
+}
+
+// The order RunKernel runs the blocks in: 0 ascending, 1 reversed, 2 shuffled by `seed`.
+int mxdcn_sim_set_block_order(int mode, uint64_t seed) {
+  if (mode < 0 || mode > 2) return 1;
+  AscendC::sim::SetBlockOrder(static_cast<AscendC::sim::BlockOrder>(mode), seed);
+  return 0;
+}
+// The block indices of the last launch in the order they ran; returns how many.
+int mxdcn_sim_last_block_order(uint32_t* out, int maxBlocks) {
+  const std::vector<uint32_t>& order = AscendC::sim::LastBlockOrder();
+  const int n = static_cast<int>(order.size()) < maxBlocks ? static_cast<int>(order.size()) : maxBlocks;
+  for (int i = 0; i < n; ++i) out[i] = order[size_t(i)];
+  return n;
+}
+
+// The cost figures (include/sim/costs.h): name, value, unit, source of figure i (0 <= i < count;
+// nullptr / 0 outside).
+int mxdcn_sim_cost_count() { return AscendC::sim::cost::FigureCount(); }
+const char* mxdcn_sim_cost_name(int i) { return FigureAt(i) ? FigureAt(i)->name : nullptr; }
+double mxdcn_sim_cost_value(int i) { return FigureAt(i) ? FigureAt(i)->value : 0.0; }
+const char* mxdcn_sim_cost_unit(int i) { return FigureAt(i) ? FigureAt(i)->unit : nullptr; }
+const char* mxdcn_sim_cost_source(int i) { return FigureAt(i) ? FigureAt(i)->source : nullptr; }
 
 int mxdcn_sim_im2col(const float* x, const float* offset, const float* mask, float* columns, const uint64_t* shape,
                      uint32_t coreNum, uint32_t ubBytes, char* err, int errLen) {

@@ -1,6 +1,6 @@
-// Deliberately broken (and one correct) toy kernels, to show that the model rejects what the
-// hardware rejects. mxdcn_sim_selftest(i) runs toy i; 0 means it ran cleanly, 1 that the model
-// stopped it (message in err).
+// One small kernel per rule of the model, each in two variants: broken (the model must stop it with
+// the rule's message) and fixed (the same work within the rules: it must run). Run from
+// sim/tests/test_model.cpp and tests/test_ascend_sim.py through mxdcn_sim_selftest(toy, fixed, ...).
 #include <cstdio>
 #include <string>
 
@@ -14,87 +14,250 @@ constexpr uint32_t kN = 256;   // floats in the toy GM buffers
 float g_in[kN];
 float g_out[kN];
 
-enum Toy {
-  kCorrect = 0,          // the same operations within the rules: must run
-  kMisalignedCopy,       // DataCopy of 9 floats (36 bytes)
-  kMisalignedAddress,    // DataCopy into a UB address 4 bytes past a block boundary
-  kOverCapacity,         // 200 KiB of UB
-  kRepeat256,            // a vector instruction with repeatTimes 256
-  kBlockStride,          // a DataCopy gap of 65536 blocks
-  kAtomicOutside,        // a plain DataCopy into an accumulated buffer
-  kAtomicLeftOn,         // SetAtomicAdd without SetAtomicNone
-  kUbOverrun,            // a vector op running past the end of its buffer
-  kOverlap,              // two blocks writing the same output elements
-  kQueueLeak,            // AllocTensor without FreeTensor
-  kToyCount
-};
+template <HardEvent evt>
+void Sync() {
+  const event_t id = static_cast<event_t>(GetTPipePtr()->FetchEventID(evt));
+  SetFlag<evt>(id);
+  WaitFlag<evt>(id);
+}
 
-void ToyKernel(int toy) {
+// The toy's world: a TPipe, GM views of the two buffers and a 64 KiB scratch TBuf.
+struct World {
   TPipe pipe;
   TBuf<TPosition::VECCALC> buf;
   GlobalTensor<float> in, out;
-  in.SetGlobalBuffer(g_in, kN);
-  out.SetGlobalBuffer(g_out, kN);
-  if (toy == kOverCapacity) {
-    pipe.InitBuffer(buf, 200 * 1024);
-    return;
+  LocalTensor<float> local;
+  explicit World(uint32_t ubBytes = 64 * 1024) {
+    in.SetGlobalBuffer(g_in, kN);
+    out.SetGlobalBuffer(g_out, kN);
+    pipe.InitBuffer(buf, ubBytes);
+    local = buf.Get<float>();
   }
-  pipe.InitBuffer(buf, 64 * 1024);
-  LocalTensor<float> local = buf.Get<float>();
-  const uint32_t block = GetBlockIdx();
-  switch (toy) {
-    case kCorrect: {
-      DataCopy(local, in[block * 64], 64);
-      Muls<float>(local, local, 2.0f, 64, 1, UnaryRepeatParams(1, 1, 8, 8));
-      SetAtomicAdd<float>();
-      DataCopy(out, local, 64);
-      SetAtomicNone();
-      return;
-    }
-    case kMisalignedCopy: DataCopy(local, in, 9); return;
-    case kMisalignedAddress: DataCopy(local[1], in, 8); return;
-    case kRepeat256: {
-      uint32_t repeats = 256;
-      Duplicate<float>(local, 0.0f, 64, repeats, 1, 8);
-      return;
-    }
-    case kBlockStride: {
-      DataCopyParams cp;
-      cp.blockCount = 2;
-      cp.blockLen = 1;
-      cp.srcStride = 65536;
-      DataCopy(local, in, cp);
-      return;
-    }
-    case kAtomicOutside: DataCopy(local, in, 64); DataCopy(out, local, 64); return;
-    case kAtomicLeftOn: DataCopy(local, in, 64); SetAtomicAdd<float>(); DataCopy(out, local, 64); return;
-    case kUbOverrun: Duplicate<float>(local[16 * 1024 - 64], 0.0f, 64, 2, 1, 8); return;
-    case kOverlap: DataCopy(local, in, 64); DataCopy(out, local, 64); return;
-    case kQueueLeak: {
-      TQue<TPosition::VECIN, 1> que;
-      pipe.InitBuffer(que, 1, 256);
-      LocalTensor<float> t = que.AllocTensor<float>();
-      DataCopy(t, in, 64);
-      return;
-    }
-    default: return;
-  }
+};
+
+const UnaryRepeatParams kUnary(1, 1, 8, 8);
+
+void CopyLength(bool fixed) {
+  World w;
+  DataCopy(w.local, w.in, fixed ? 8 : 9);
 }
+void UbAddress(bool fixed) {
+  World w;
+  DataCopy(fixed ? w.local : w.local[1], w.in, 8);
+}
+void UbCapacity(bool fixed) { World w(fixed ? 64 * 1024 : 200 * 1024); }
+void Repeat256(bool fixed) {
+  World w;
+  uint32_t repeats = fixed ? 255 : 256;
+  Duplicate<float>(w.local, 0.0f, 64, repeats, 1, 8);
+}
+void CopyGap(bool fixed) {
+  World w;
+  DataCopy(w.local, w.in, DataCopyParams(2, 1, fixed ? 3 : 65536, 0));
+}
+void AtomicOutside(bool fixed) {
+  World w;
+  DataCopy(w.local, w.in, 64);
+  Sync<HardEvent::MTE2_MTE3>();
+  if (fixed) SetAtomicAdd<float>();
+  DataCopy(w.out, w.local, 64);
+  if (fixed) SetAtomicNone();
+}
+void AtomicLeftOn(bool fixed) {
+  World w;
+  DataCopy(w.local, w.in, 64);
+  Sync<HardEvent::MTE2_MTE3>();
+  SetAtomicAdd<float>();
+  DataCopy(w.out, w.local, 64);
+  if (fixed) SetAtomicNone();
+}
+void UbOverrun(bool fixed) {
+  World w;
+  Duplicate<float>(w.local[16 * 1024 - 64], 0.0f, 64, fixed ? 1 : 2, 1, 8);
+}
+void BlocksOverlap(bool fixed) {   // two blocks
+  World w;
+  DataCopy(w.local, w.in, 64);
+  Sync<HardEvent::MTE2_MTE3>();
+  DataCopy(w.out[fixed ? GetBlockIdx() * 64 : 0], w.local, 64);
+}
+void QueueLeak(bool fixed) {
+  World w;
+  TQue<TPosition::VECIN, 1> que;
+  w.pipe.InitBuffer(que, 1, 256);
+  LocalTensor<float> t = que.AllocTensor<float>();
+  DataCopy(t, w.in, 64);
+  if (!fixed) return;
+  que.EnQue(t);
+  t = que.DeQue<float>();
+  que.FreeTensor(t);
+}
+void Mte2ThenV(bool fixed) {
+  World w;
+  DataCopy(w.local, w.in, 64);
+  if (fixed) Sync<HardEvent::MTE2_V>();
+  Muls<float>(w.local[64], w.local, 2.0f, 64, 1, kUnary);
+}
+void VThenMte3(bool fixed) {
+  World w;
+  Duplicate<float>(w.local, 1.0f, 64, 1, 1, 8);
+  if (fixed) Sync<HardEvent::V_MTE3>();
+  DataCopy(w.out[GetBlockIdx() * 64], w.local, 64);
+}
+void ScalarReadsVectorResult(bool fixed) {
+  World w;
+  Duplicate<float>(w.local, 1.0f, 64, 1, 1, 8);
+  if (fixed) Sync<HardEvent::V_S>();
+  volatile float v = w.local.GetValue(3);
+  (void)v;
+}
+void WrongEventId(bool fixed) {
+  World w;
+  DataCopy(w.local, w.in, 64);
+  SetFlag<HardEvent::MTE2_V>(0);
+  WaitFlag<HardEvent::MTE2_V>(fixed ? 0 : 1);
+  Muls<float>(w.local[64], w.local, 2.0f, 64, 1, kUnary);
+}
+void UseAfterFree(bool fixed) {
+  World w;
+  TQue<TPosition::VECIN, 1> que;
+  w.pipe.InitBuffer(que, 1, 256);
+  LocalTensor<float> t = que.AllocTensor<float>();
+  DataCopy(t, w.in, 64);
+  que.EnQue(t);
+  t = que.DeQue<float>();
+  if (fixed) Muls<float>(t, t, 2.0f, 64, 1, kUnary);
+  que.FreeTensor(t);
+  if (!fixed) Muls<float>(t, t, 2.0f, 64, 1, kUnary);
+}
+void PartialOverlap(bool fixed) {
+  World w;
+  Duplicate<float>(w.local, 1.0f, 64, 3, 1, 8);
+  Muls<float>(fixed ? w.local : w.local[8], w.local, 2.0f, 64, 2, kUnary);
+}
+void BlockStride256(bool fixed) {
+  World w;
+  TBuf<TPosition::VECCALC> sources;
+  w.pipe.InitBuffer(sources, 1024);
+  LocalTensor<float> s = sources.Get<float>();
+  Duplicate<float>(s, 1.0f, 64, 1, 1, 8);
+  const uint32_t stride = fixed ? 255 : 256;
+  Mul<float>(w.local, s, s, 64, 1, BinaryRepeatParams(stride, 1, 1, 8, 8, 8));
+}
+void GmPastTensorEnd(bool fixed) {
+  World w;
+  GlobalTensor<float> first, second;   // two tensors over the halves of one registered buffer
+  first.SetGlobalBuffer(g_in, kN / 2);
+  second.SetGlobalBuffer(g_in + kN / 2, kN / 2);
+  DataCopy(w.local, first[fixed ? 64 : 96], 64);
+}
+void UnpairedSetFlag(bool fixed) {
+  World w;
+  Duplicate<float>(w.local, 1.0f, 64, 1, 1, 8);
+  SetFlag<HardEvent::V_S>(0);
+  if (fixed) WaitFlag<HardEvent::V_S>(0);
+}
+void Mte2OverwritesWhatVReads(bool fixed) {
+  World w;
+  DataCopy(w.local, w.in, 64);
+  Sync<HardEvent::MTE2_V>();
+  Muls<float>(w.local[64], w.local, 2.0f, 64, 1, kUnary);
+  if (fixed) Sync<HardEvent::V_MTE2>();
+  DataCopy(w.local, w.in[64], 64);
+}
+void Mte2OverlappingCopies(bool fixed) {
+  World w;
+  DataCopy(w.local, w.in, 64);
+  if (fixed) PipeBarrier<PIPE_MTE2>();
+  DataCopy(w.local, w.in[64], 64);
+}
+void ScalarWriteThenMte3(bool fixed) {
+  World w;
+  for (uint32_t i = 0; i < 8; ++i) w.local.SetValue(i, float(i));
+  if (fixed) Sync<HardEvent::S_MTE3>();
+  DataCopy(w.out[GetBlockIdx() * 64], w.local, 8);
+}
+void VectorOverwritesWhatScalarReads(bool fixed) {
+  World w;
+  Duplicate<float>(w.local, 1.0f, 64, 1, 1, 8);
+  Sync<HardEvent::V_S>();
+  const float v = w.local.GetValue(0);
+  if (fixed) Sync<HardEvent::S_V>();
+  Duplicate<float>(w.local, v, 64, 1, 1, 8);
+}
+void DstBlockStride0(bool fixed) {
+  World w;
+  Duplicate<float>(w.local, 0.0f, 64, 1, fixed ? 1 : 0, 8);
+}
+void Mte3OverlappingCopies(bool fixed) {
+  World w;
+  DataCopy(w.local, w.in, 64);
+  Sync<HardEvent::MTE2_MTE3>();
+  DataCopy(w.out[GetBlockIdx() * 64], w.local, 64);
+  if (fixed) PipeBarrier<PIPE_MTE3>();
+  DataCopy(w.out[GetBlockIdx() * 64], w.local, 64);
+}
+
+struct Toy {
+  const char* name;
+  const char* expect;     // a phrase the broken variant's message contains
+  uint32_t blocks;
+  bool accumulate;        // toy_out is accumulated (atomic adds) rather than a plain output
+  void (*run)(bool fixed);
+};
+
+const Toy kToys[] = {
+    {"copy_length", "length 36 bytes is not a multiple of 32 bytes", 1, false, CopyLength},
+    {"ub_address", "is not 32-byte aligned", 1, false, UbAddress},
+    {"ub_capacity", "UB capacity exceeded", 1, false, UbCapacity},
+    {"repeat_256", "repeatTimes 256 exceeds 255", 1, false, Repeat256},
+    {"copy_gap_65536", "block stride (gap) 65536 exceeds the 16-bit field", 1, false, CopyGap},
+    {"atomic_outside", "must sit between SetAtomicAdd and SetAtomicNone", 1, true, AtomicOutside},
+    {"atomic_left_on", "SetAtomicAdd still active", 1, true, AtomicLeftOn},
+    {"ub_overrun", "leaves its buffer", 1, false, UbOverrun},
+    {"blocks_overlap", "the work split overlaps", 2, false, BlocksOverlap},
+    {"queue_leak", "FreeTensor missing", 1, false, QueueLeak},
+    {"mte2_then_v", "missing SetFlag<HardEvent::MTE2_V>", 1, false, Mte2ThenV},
+    {"v_then_mte3", "missing SetFlag<HardEvent::V_MTE3>", 1, false, VThenMte3},
+    {"s_reads_v_result", "missing SetFlag<HardEvent::V_S>", 1, false, ScalarReadsVectorResult},
+    {"wrong_event_id", "WaitFlag<HardEvent::MTE2_V>(1) without a SetFlag<HardEvent::MTE2_V>(1)", 1, false, WrongEventId},
+    {"use_after_free", "use after free", 1, false, UseAfterFree},
+    {"partial_overlap", "overlap partially", 1, false, PartialOverlap},
+    {"block_stride_256", "dstBlkStride 256 exceeds its field (at most 255", 1, false, BlockStride256},
+    {"gm_past_tensor_end", "past the tensor's end", 1, false, GmPastTensorEnd},
+    {"unpaired_setflag", "SetFlag<HardEvent::V_S>(0) never waited for", 1, false, UnpairedSetFlag},
+    {"mte2_overwrites_v_input", "missing SetFlag<HardEvent::V_MTE2>", 1, false, Mte2OverwritesWhatVReads},
+    {"mte2_overlapping_copies", "missing PipeBarrier<PIPE_MTE2>", 1, false, Mte2OverlappingCopies},
+    {"s_write_then_mte3", "missing SetFlag<HardEvent::S_MTE3>", 1, false, ScalarWriteThenMte3},
+    {"v_overwrites_s_input", "missing SetFlag<HardEvent::S_V>", 1, false, VectorOverwritesWhatScalarReads},
+    {"dst_block_stride_0", "dstBlockStride 0 is undefined behaviour", 1, false, DstBlockStride0},
+    {"mte3_overlapping_copies", "missing PipeBarrier<PIPE_MTE3>", 1, false, Mte3OverlappingCopies},
+};
+constexpr int kToyCount = int(sizeof(kToys) / sizeof(kToys[0]));
 
 }  // namespace
 
-extern "C" int mxdcn_sim_selftest_count() { return kToyCount; }
+extern "C" {
 
-extern "C" int mxdcn_sim_selftest(int toy, char* err, int errLen) {
+int mxdcn_sim_selftest_count() { return kToyCount; }
+const char* mxdcn_sim_selftest_name(int toy) { return toy >= 0 && toy < kToyCount ? kToys[toy].name : nullptr; }
+const char* mxdcn_sim_selftest_expect(int toy) { return toy >= 0 && toy < kToyCount ? kToys[toy].expect : nullptr; }
+
+// Runs the broken (fixed == 0) or fixed variant of toy `toy`: 0 when it ran cleanly, 1 when the
+// model stopped it (message in err), 2 for an unknown toy.
+int mxdcn_sim_selftest(int toy, int fixed, char* err, int errLen) {
+  if (toy < 0 || toy >= kToyCount) return 2;
   using AscendC::sim::GmMode;
   AscendC::sim::GmRegistry& gm = AscendC::sim::GmRegistry::instance();
-  for (uint32_t i = 0; i < kN; ++i) g_in[i] = float(i);
+  for (uint32_t i = 0; i < kN; ++i) {
+    g_in[i] = float(i);
+    g_out[i] = 0.0f;
+  }
   gm.Add(g_in, sizeof(g_in), "toy_in", GmMode::kInput);
-  const bool accumulate = toy == kCorrect || toy == kAtomicOutside || toy == kAtomicLeftOn;
-  gm.Add(g_out, sizeof(g_out), "toy_out", accumulate ? GmMode::kAccumulate : GmMode::kOutput);
+  gm.Add(g_out, sizeof(g_out), "toy_out", kToys[toy].accumulate ? GmMode::kAccumulate : GmMode::kOutput);
   int status = 0;
   try {
-    AscendC::sim::RunKernel(toy == kCorrect || toy == kOverlap ? 2 : 1, [&] { ToyKernel(toy); });
+    AscendC::sim::RunKernel(kToys[toy].blocks, [&] { kToys[toy].run(fixed != 0); });
   } catch (const std::exception& e) {
     std::snprintf(err, size_t(errLen), "%s", e.what());
     status = 1;
@@ -102,3 +265,5 @@ extern "C" int mxdcn_sim_selftest(int toy, char* err, int errLen) {
   gm.Clear();
   return status;
 }
+
+}  // extern "C"

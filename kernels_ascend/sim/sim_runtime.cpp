@@ -1,5 +1,8 @@
 // The stateful part of the AscendC CPU model (see include/kernel_operator.h): errors, GM registry,
-// UB accounting, the block driver.
+// the block driver and its block order, the counters of the last launch, the cost table.
+#include <algorithm>
+#include <random>
+
 #include "kernel_operator.h"
 
 namespace AscendC {
@@ -12,10 +15,30 @@ void FailLength(const char* what, uint64_t bytes) {
        "(DataCopy moves whole 32-byte blocks; use DataCopyPad for other lengths)");
 }
 
+const char* PipeName(Pipe p) {
+  static const char* names[kPipes] = {"S", "V", "MTE2", "MTE3"};
+  return names[static_cast<int>(p)];
+}
+
+const char* PositionName(TPosition pos) {
+  switch (pos) {
+    case TPosition::VECIN: return "VECIN";
+    case TPosition::VECOUT: return "VECOUT";
+    case TPosition::VECCALC: return "VECCALC";
+    default: return "?";
+  }
+}
+
 Core& core() {
   static Core c;
   return c;
 }
+
+void Defer(const std::string& rule) {
+  if (core().deferredError.empty()) core().deferredError = rule;
+}
+
+// --------------------------------------------------------------------------- GM registry
 
 GmRegistry& GmRegistry::instance() {
   static GmRegistry r;
@@ -23,12 +46,19 @@ GmRegistry& GmRegistry::instance() {
 }
 
 void GmRegistry::Add(const void* p, uint64_t bytes, const std::string& name, GmMode mode) {
-  GmBuffer b{static_cast<const uint8_t*>(p), bytes, name, mode, {}};
-  if (mode == GmMode::kOutput) b.owner.assign((bytes + 3) / 4, -1);
+  GmBuffer b{static_cast<const uint8_t*>(p), bytes, name, mode, {}, {}, {}};
+  if (mode == GmMode::kOutput) b.owner.assign((bytes + 3) / 4, kNoOwner);
   buffers_.push_back(std::move(b));
 }
 
 void GmRegistry::Clear() { buffers_.clear(); }
+
+void GmRegistry::ResetOrdering() {
+  for (GmBuffer& b : buffers_) {
+    std::fill(b.lastWrite, b.lastWrite + kPipes, 0u);
+    std::fill(b.lastRead, b.lastRead + kPipes, 0u);
+  }
+}
 
 GmBuffer& GmRegistry::Find(const void* p, uint64_t bytes, const char* what) {
   const uint8_t* lo = static_cast<const uint8_t*>(p);
@@ -41,121 +71,105 @@ GmBuffer& GmRegistry::Find(const void* p, uint64_t bytes, const char* what) {
        ") lie outside every buffer given to the kernel (" + names + ")");
 }
 
-void CheckGmWrite(const void* p, uint64_t bytes, const char* what) {
-  GmBuffer& b = GmRegistry::instance().Find(p, bytes, what);
-  const bool atomic = core().atomicElemSize != 0;
-  switch (b.mode) {
-    case GmMode::kInput:
-      Fail(std::string(what) + ": writes into input '" + b.name + "'");
-    case GmMode::kAccumulate:
-      if (!atomic) {
-        Fail(std::string(what) + ": plain write into '" + b.name + "', which several blocks accumulate into: an "
-             "atomic add is required, i.e. the copy must sit between SetAtomicAdd and SetAtomicNone");
-      }
-      return;
-    case GmMode::kOutput: {
-      if (atomic) {
-        Fail(std::string(what) + ": atomic add into '" + b.name + "', a plain output (SetAtomicNone missing?)");
-      }
-      const uint64_t first = (static_cast<const uint8_t*>(p) - b.begin) / 4;
-      const int32_t me = static_cast<int32_t>(core().blockIdx);
-      for (uint64_t i = first; i < first + (bytes + 3) / 4 && i < b.owner.size(); ++i) {
-        if (b.owner[i] != -1 && b.owner[i] != me) {
-          Fail(std::string(what) + ": blocks " + Str(uint64_t(b.owner[i])) + " and " + Str(uint64_t(me)) +
-               " both write element " + Str(i) + " of '" + b.name + "': the work split overlaps");
-        }
-        b.owner[i] = me;
-      }
-      return;
-    }
-  }
+// --------------------------------------------------------------------------- counters, costs
+
+const char* Counters::Names() {
+  static const std::string names = [] {
+    std::string s;
+#define MXDCN_SIM_COUNTER_NAME(name) s += #name ",";
+    MXDCN_SIM_COUNTERS(MXDCN_SIM_COUNTER_NAME)
+#undef MXDCN_SIM_COUNTER_NAME
+#define MXDCN_SIM_WAIT_NAME(name, src, dst) s += "waits_" #name ",";
+    MXDCN_SIM_EVENTS(MXDCN_SIM_WAIT_NAME)
+#undef MXDCN_SIM_WAIT_NAME
+    return s;
+  }();
+  return names.c_str();
 }
 
-void CheckCopyParams(const char* what, uint32_t blockCount, uint32_t blockLen, uint32_t srcGap, uint32_t dstGap,
-                     bool gapsAreBlocks) {
-  if (blockCount < 1 || blockCount > 4095) Fail(std::string(what) + ": blockCount " + Str(blockCount) + " outside [1, 4095]");
-  if (blockLen < 1) Fail(std::string(what) + ": blockLen must be at least 1");
-  if (gapsAreBlocks && blockLen > 65535) Fail(std::string(what) + ": blockLen " + Str(blockLen) + " exceeds the 16-bit field (65535)");
-  if (gapsAreBlocks && (srcGap > 65535 || dstGap > 65535)) {
-    Fail(std::string(what) + ": block stride (gap) " + Str(srcGap > 65535 ? srcGap : dstGap) +
-         " exceeds the 16-bit field (65535 blocks)");
-  }
+int Counters::Count() {
+  int n = 0;
+#define MXDCN_SIM_COUNT_ONE(name) ++n;
+  MXDCN_SIM_COUNTERS(MXDCN_SIM_COUNT_ONE)
+#undef MXDCN_SIM_COUNT_ONE
+  return n + kEventKinds;
 }
 
-void CheckRepeat(const char* what, uint64_t mask, uint32_t repeatTimes, uint32_t maskMax) {
-  if (repeatTimes > 255) {
-    Fail(std::string(what) + ": repeatTimes " + Str(repeatTimes) + " exceeds 255 (an 8-bit field); split the call");
-  }
-  if (mask < 1 || mask > maskMax) Fail(std::string(what) + ": mask " + Str(mask) + " outside [1, " + Str(maskMax) + "]");
+void Counters::Flatten(double* out) const {
+#define MXDCN_SIM_COUNTER_OUT(name) *out++ = name;
+  MXDCN_SIM_COUNTERS(MXDCN_SIM_COUNTER_OUT)
+#undef MXDCN_SIM_COUNTER_OUT
+  for (int k = 0; k < kEventKinds; ++k) *out++ = waits[k];
 }
 
-void CheckStrides(const char* what, uint32_t blkStride, uint32_t repStride) {
-  if (blkStride > 65535) Fail(std::string(what) + ": block stride " + Str(blkStride) + " exceeds the 16-bit field (65535)");
-  if (repStride > 255) Fail(std::string(what) + ": repeat stride " + Str(repStride) + " exceeds the 8-bit field (255)");
+namespace {
+std::vector<Counters> g_counters;
+std::vector<uint32_t> g_order;
+BlockOrder g_orderMode = BlockOrder::kAscending;
+uint64_t g_orderSeed = 0;
+}  // namespace
+
+const std::vector<Counters>& LastCounters() { return g_counters; }
+
+namespace cost {
+const Figure* Figures() {
+#define MXDCN_SIM_COST_ROW(name, value, unit, source) {#name, value, unit, source},
+  static const Figure figures[] = {MXDCN_SIM_COSTS(MXDCN_SIM_COST_ROW)};
+#undef MXDCN_SIM_COST_ROW
+  return figures;
 }
+int FigureCount() {
+  int n = 0;
+#define MXDCN_SIM_COST_COUNT(name, value, unit, source) ++n;
+  MXDCN_SIM_COSTS(MXDCN_SIM_COST_COUNT)
+#undef MXDCN_SIM_COST_COUNT
+  return n;
+}
+}  // namespace cost
+
+// --------------------------------------------------------------------------- the block driver
+
+void SetBlockOrder(BlockOrder order, uint64_t seed) {
+  g_orderMode = order;
+  g_orderSeed = seed;
+}
+
+const std::vector<uint32_t>& LastBlockOrder() { return g_order; }
 
 void RunKernel(uint32_t blockDim, const std::function<void()>& kernel) {
   Core& c = core();
   c.blockNum = blockDim;
   c.ubPeak = 0;
-  for (uint32_t b = 0; b < blockDim; ++b) {
+  g_order.resize(blockDim);
+  for (uint32_t b = 0; b < blockDim; ++b) g_order[b] = b;
+  if (g_orderMode == BlockOrder::kReversed) std::reverse(g_order.begin(), g_order.end());
+  if (g_orderMode == BlockOrder::kShuffled) std::shuffle(g_order.begin(), g_order.end(), std::mt19937_64(g_orderSeed));
+  g_counters.assign(blockDim, Counters());
+  for (uint32_t b : g_order) {
     c.blockIdx = b;
     c.atomicElemSize = 0;
     c.deferredError.clear();
+    GmRegistry::instance().ResetOrdering();
+    PipeModel& pm = pipes();
+    pm.Reset(blockDim);
     try {
       kernel();
       if (!c.deferredError.empty()) Fail(c.deferredError);
       if (c.atomicElemSize != 0) Fail("the kernel returned with SetAtomicAdd still active (SetAtomicNone missing)");
+      const std::string pending = pm.PendingEvents();
+      if (!pending.empty()) {
+        Fail("the kernel returned with " + pending + " never waited for: an unpaired SetFlag (SetFlag/WaitFlag "
+             "must pair, docs/zh/api/SIMD-API/基础API/同步控制/核内同步/SetFlag-WaitFlag.md)");
+      }
     } catch (const ModelError& e) {
       c.atomicElemSize = 0;
       c.deferredError.clear();
       throw ModelError(std::string(e.what()) + " [block " + Str(b) + " of " + Str(blockDim) + "]");
     }
+    pm.counters.cycles = pm.EndTime();
+    g_counters[b] = pm.counters;
   }
 }
 
 }  // namespace sim
-
-namespace {
-TPipe* g_pipe = nullptr;
-}
-
-TQueBase::~TQueBase() {
-  bool allocated = false;
-  for (bool b : busy) allocated = allocated || b;
-  if ((allocated || !fifo.empty()) && sim::core().deferredError.empty()) {
-    sim::core().deferredError = allocated
-        ? "TQue: a buffer was still allocated when the kernel returned (FreeTensor missing)"
-        : "TQue: a tensor was still enqueued when the kernel returned (DeQue missing)";
-  }
-}
-
-TPipe* GetTPipePtr() {
-  if (g_pipe == nullptr) sim::Fail("GetTPipePtr: no TPipe exists");
-  return g_pipe;
-}
-
-TPipe::TPipe() {
-  if (g_pipe != nullptr) sim::Fail("TPipe: a second TPipe while one is alive");
-  g_pipe = this;
-  // Fresh UB holds garbage on the device: fill it with a NaN pattern so reads of unwritten data show.
-  std::memset(sim::core().UbBase(), 0xFF, sim::core().ubCapacity);
-}
-
-TPipe::~TPipe() { g_pipe = nullptr; }
-
-uint32_t TPipe::Reserve(uint32_t num, uint32_t len, const char* what) {
-  const uint64_t aligned = (uint64_t(len) + sim::kBlock - 1) / sim::kBlock * sim::kBlock;
-  const uint64_t total = used_ + aligned * num;
-  if (len == 0) sim::Fail(std::string(what) + ": zero-length buffer");
-  if (total > sim::core().ubCapacity) {
-    sim::Fail(std::string(what) + ": UB capacity exceeded: " + sim::Str(num) + " x " + sim::Str(aligned) +
-              " bytes requested with " + sim::Str(used_) + " already in use, capacity " +
-              sim::Str(sim::core().ubCapacity) + " bytes");
-  }
-  used_ = static_cast<uint32_t>(total);
-  if (used_ > sim::core().ubPeak) sim::core().ubPeak = used_;
-  return static_cast<uint32_t>(aligned);
-}
-
 }  // namespace AscendC

@@ -10,6 +10,8 @@ from .args import PROG, Formatter, UsageError, emit_json, name_list, positive_in
 
 
 def cmd_bench(args) -> int:
+    if args.npu_estimate:
+        return npu_estimate(args)
     if importlib.util.find_spec("mx_dcn.bench") is None:
         print(f"{PROG} bench: error: mx_dcn.bench is not part of this installation", file=sys.stderr)
         return 1
@@ -75,6 +77,41 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def npu_estimate(args) -> int:
+    """--npu-estimate: the Atlas A2 estimate of the ascendc path from the AscendC model."""
+    from ..backends.ascendc import estimate
+    from ..regress import Progress
+
+    others = [flag for flag, on in (("--gemm", args.gemm), ("--plot", args.plot), ("--repeats", args.repeats),
+                                    ("--quick", args.quick), ("--threads", args.threads),
+                                    ("--no-torchvision", args.no_torchvision)) if on]
+    if others:
+        raise UsageError(f"--npu-estimate runs the kernels on the AscendC model, it measures nothing: "
+                         f"{', '.join(others)} does not combine with it")
+    names = args.shapes or list(estimate.ESTIMATE_SHAPES)
+    unknown = [n for n in names if n not in estimate.ESTIMATE_SHAPES]
+    if unknown:
+        raise UsageError(f"--shapes: unknown shape(s) {unknown} for --npu-estimate; known: "
+                         f"{', '.join(estimate.ESTIMATE_SHAPES)}")
+    progress = Progress(len(names))
+
+    def log(message: str) -> None:
+        print(f"{PROG} bench: {message}", file=sys.stderr)
+
+    try:
+        records = estimate.npu_estimate(names, progress=progress, log=log)
+    except Exception as e:  # no model library and no way to build it, or a model error: say so
+        print(f"{PROG} bench: error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    finally:
+        progress.close()
+    if args.json:
+        emit_json(records)
+    else:
+        print(estimate.format_estimate(records))
+    return 0
+
+
 def plot_bench(results: List[dict], path: str) -> None:
     """Two panels (forward, forward+backward): time per shape for dense conv, mx_dcn and each peer
     measured, each bar labelled with its multiple of the dense conv. Linear axis from 0, switched to
@@ -130,16 +167,26 @@ def register(sub) -> None:
     p = sub.add_parser(
         "bench", formatter_class=Formatter, help="time mx_dcn against dense conv and installed peers",
         description=wrap("Time forward and forward+backward of mx_dcn against the dense convolution of the same "
-                    "shape (the floor) and torchvision when installed; print a table, JSON or a plot."),
+                    "shape (the floor) and torchvision when installed; print a table, JSON or a plot. "
+                    "With --npu-estimate, instead ESTIMATE the ascendc path on an Atlas A2 NPU: the AscendC "
+                    "kernel sources run on the CPU model of the AscendC API (kernels_ascend/sim), which counts "
+                    "their work and turns it into time from cited hardware figures -- an estimate for "
+                    "comparing kernel designs, not a measurement."),
         epilog="""examples:
   mx-dcn bench                          every shape, table on stdout
   mx-dcn bench --quick                  the cheapest shape, 2 repeats (a smoke test)
   mx-dcn bench --shapes NAME,NAME --repeats 20 --json > bench.json
   mx-dcn bench --plot bench.png         also draw time per shape (needs matplotlib)
   mx-dcn bench --gemm                   the tile products: mx_dcn's own GEMM against the BLAS
-Run it on an idle machine: other processes inflate the times.""")
+  mx-dcn bench --npu-estimate           Atlas A2 estimate of the NPU kernels, six shapes (~1 min)
+  mx-dcn bench --npu-estimate --json    one record per (shape, pass): shape, pass, estimate_us,
+                                        roofline_us, ratio and per-kernel counters per output pixel
+Run it on an idle machine: other processes inflate the times (not those of --npu-estimate, which
+are computed, not measured).""")
     p.add_argument("--shapes", type=name_list, metavar="A,B",
-                   help="only these shapes (default: all; with --gemm, the four target shapes)")
+                   help="only these shapes (default: all; with --gemm, the four target shapes; with "
+                        "--npu-estimate, its six: n2_c64_64x64, n1_c256_32x32, n6_c64_64x176, n8_c128_32x32, "
+                        "n6_c256_58x100, n6_c512_29x50)")
     p.add_argument("--repeats", type=positive_int, help="timed repetitions per measurement")
     p.add_argument("--quick", action="store_true",
                    help="the cheapest shape only (unless --shapes) and 2 repeats (unless --repeats)")
@@ -151,4 +198,11 @@ Run it on an idle machine: other processes inflate the times.""")
                    help="instead, time the forward's tile products (the kernel's tile rows, one thread) by "
                         "mx_dcn's own GEMM and by the BLAS, in GFLOP/s: what MX_DCN_CPU_GEMM chooses between "
                         "(default shapes: the four targets)")
+    p.add_argument("--npu-estimate", action="store_true",
+                   help="instead, ESTIMATE the ascendc backend on Atlas A2 (Ascend910B2): run the AscendC kernels "
+                        "on the CPU model of the AscendC API for the four target shapes and the ResNet-101-DCN "
+                        "stages of a 6-camera BEV model, and print per pass (forward, backward) and kernel the "
+                        "counters per output pixel, the estimated time, the roofline bound and their ratio. The "
+                        "model library is built on first use (needs g++ and a source checkout). Figures and "
+                        "sources: kernels_ascend/README.md")
     p.set_defaults(func=cmd_bench)

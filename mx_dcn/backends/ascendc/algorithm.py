@@ -46,7 +46,8 @@ def _ungroup_columns(p: Problem, grouped: torch.Tensor) -> torch.Tensor:
     return cols.permute(1, 2, 0, 3).reshape(rows, p.kernel_taps, p.in_channels).contiguous()
 
 
-def _channels_last(p: Problem, x, offset, mask):
+def channels_last(p: Problem, x, offset, mask):
+    """x (N, H, W, C), offset (P, K, 2), mask (P, K) or None: the kernels' layouts (P = N*Ho*Wo)."""
     pixels = p.batch * p.out_height * p.out_width
     x_nhwc = x.permute(0, 2, 3, 1).contiguous()
     off = offset.permute(0, 2, 3, 1).reshape(pixels, p.kernel_taps, 2).contiguous()
@@ -73,7 +74,7 @@ class _AscendCFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, offset, mask, weight, bias, problem: Problem, kernels: SamplingKernels):
         p = problem
-        x_nhwc, off, msk = _channels_last(p, x, offset, mask)
+        x_nhwc, off, msk = channels_last(p, x, offset, mask)
         w_mat = _weight_matrix(p, weight)
         out = x.new_empty(p.batch * p.out_height * p.out_width, p.out_channels)
         for start, count in launch_chunks(p):
@@ -97,7 +98,7 @@ class _AscendCFunction(torch.autograd.Function):
         need_sampling = need_x or need_off or (need_mask and mask is not None)
         if need_sampling and torch.are_deterministic_algorithms_enabled():
             _alert_not_deterministic()
-        x_nhwc, off, msk = _channels_last(p, x, offset, mask)
+        x_nhwc, off, msk = channels_last(p, x, offset, mask)
         w_mat = _weight_matrix(p, weight)
         g = p.groups
         pixels = p.batch * p.out_height * p.out_width

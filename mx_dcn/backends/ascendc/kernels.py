@@ -1,15 +1,17 @@
 """Providers of the two sampling kernels: `NpuKernels` calls the custom operators through torch_npu
 (mx_dcn/csrc/npu), `SimKernels` runs the SAME kernel sources compiled against the CPU model of the
-AscendC API (a test harness, see kernels_ascend/README.md) on CPU tensors through ctypes."""
+AscendC API (a test harness, see kernels_ascend/README.md) on CPU tensors through ctypes, and reports
+what every block did (the counters the Atlas A2 estimate is made of)."""
 from __future__ import annotations
 
 import ctypes
 import os
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import torch
 
 from .device import device_soc
+from .sim_library import default_sim_library
 from .tiling import DEFAULT_VECTOR_CORES, SHAPE_FIELDS, TILING_FIELDS, UB_BYTES, VECTOR_CORES
 
 class SamplingKernels:
@@ -27,39 +29,63 @@ class SamplingKernels:
         raise NotImplementedError
 
 
-def default_sim_library() -> str:
-    """Where ci/ascend_sim.sh puts the model library ($MX_DCN_SIM_BUILD or kernels_ascend/build_sim)."""
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-    build = os.environ.get("MX_DCN_SIM_BUILD", os.path.join(root, "kernels_ascend", "build_sim"))
-    return os.path.join(build, "libmxdcn_ascend_sim.so")
-
-
 class SimError(RuntimeError):
     """The CPU model of the AscendC API stopped a kernel (a hardware rule was broken)."""
+
+
+class Launch(NamedTuple):
+    """One launch on the model: what ran, how it was split, and what every block did."""
+    kernel: str                     # "im2col" | "col2im"
+    shape: Tuple[int, ...]          # SHAPE_FIELDS values
+    blocks: int                     # blockDim
+    ub_peak: int                    # UB bytes the kernel's InitBuffer calls took
+    counters: List[Dict[str, float]]   # per block index: counter name -> value (sim/include/sim/counters.h)
+    block_order: Tuple[int, ...]    # the block indices in the order the model ran them
+
+
+BLOCK_ORDERS = {"ascending": 0, "reversed": 1, "shuffled": 2}
 
 
 class SimKernels(SamplingKernels):
     """The kernel sources run on the CPU model of the AscendC API (a test harness, not a device).
     Tensors must be CPU float32 contiguous. Outputs are filled with NaN before each launch, so an
-    element a kernel fails to write shows up."""
+    element a kernel fails to write shows up. `block_order` ("ascending", "reversed", "shuffled" with
+    `seed`) is the order the model runs a launch's blocks in; on the device they run in parallel.
+    Every launch is recorded in `launches` (with its counters) unless `record` is false."""
 
     name = "ascendc-model"
 
-    def __init__(self, library: Optional[str] = None, core_num: int = 48, ub: int = UB_BYTES):
+    def __init__(self, library: Optional[str] = None, core_num: int = 48, ub: int = UB_BYTES,
+                 block_order: str = "ascending", seed: int = 0):
         path = library or default_sim_library()
         if not os.path.exists(path):
             raise FileNotFoundError(f"the AscendC model library {path} is not built; run ci/ascend_sim.sh --lib-only")
+        if block_order not in BLOCK_ORDERS:
+            raise ValueError(f"block_order: expected one of {sorted(BLOCK_ORDERS)}, got {block_order!r}")
         self.lib = ctypes.CDLL(path)
         self.core_num, self.ub = int(core_num), int(ub)
+        self.block_order, self.seed = block_order, int(seed)
+        self.record = True
         u64p, f32p, c = ctypes.POINTER(ctypes.c_uint64), ctypes.c_void_p, ctypes
         self.lib.mxdcn_sim_im2col.argtypes = [f32p] * 4 + [u64p, c.c_uint32, c.c_uint32, c.c_char_p, c.c_int]
         self.lib.mxdcn_sim_col2im.argtypes = [f32p] * 7 + [u64p, c.c_uint32, c.c_uint32, c.c_char_p, c.c_int]
         self.lib.mxdcn_sim_tiling.argtypes = [c.c_int, u64p, c.c_uint32, c.c_uint32,
                                               c.POINTER(c.c_uint32), c.c_char_p, c.c_int]
-        self.lib.mxdcn_sim_selftest.argtypes = [c.c_int, c.c_char_p, c.c_int]
+        self.lib.mxdcn_sim_selftest.argtypes = [c.c_int, c.c_int, c.c_char_p, c.c_int]
+        for fn in ("mxdcn_sim_selftest_name", "mxdcn_sim_selftest_expect", "mxdcn_sim_cost_name",
+                   "mxdcn_sim_cost_unit", "mxdcn_sim_cost_source"):
+            getattr(self.lib, fn).argtypes = [c.c_int]
+            getattr(self.lib, fn).restype = c.c_char_p
+        self.lib.mxdcn_sim_cost_value.argtypes = [c.c_int]
+        self.lib.mxdcn_sim_cost_value.restype = c.c_double
+        self.lib.mxdcn_sim_counter_names.restype = c.c_char_p
+        self.lib.mxdcn_sim_last_counters.argtypes = [c.POINTER(c.c_double), c.c_int]
+        self.lib.mxdcn_sim_set_block_order.argtypes = [c.c_int, c.c_uint64]
+        self.lib.mxdcn_sim_last_block_order.argtypes = [c.POINTER(c.c_uint32), c.c_int]
         self.lib.mxdcn_sim_last_ub_peak.restype = c.c_uint32
         self.lib.mxdcn_sim_last_block_dim.restype = c.c_uint32
-        self.launches: List[Tuple[str, Tuple[int, ...], int, int]] = []   # (kernel, shape, blocks, UB peak)
+        self.counter_names = self.lib.mxdcn_sim_counter_names().decode().strip(",").split(",")
+        self.launches: List[Launch] = []
 
     @staticmethod
     def _ptr(t: Optional[torch.Tensor]):
@@ -72,15 +98,31 @@ class SimKernels(SamplingKernels):
     def _shape(self, shape):
         return (ctypes.c_uint64 * len(SHAPE_FIELDS))(*shape)
 
+    def _start(self) -> None:
+        self.lib.mxdcn_sim_set_block_order(BLOCK_ORDERS[self.block_order], self.seed)
+
     def _check(self, status: int, err, kernel: str, shape) -> None:
         if status:
             raise SimError(f"{kernel}: {err.value.decode(errors='replace')}")
-        self.launches.append((kernel, tuple(shape), int(self.lib.mxdcn_sim_last_block_dim()),
-                              int(self.lib.mxdcn_sim_last_ub_peak())))
+        if self.record:
+            self.launches.append(self.last_launch(kernel, shape))
+
+    def last_launch(self, kernel: str, shape) -> Launch:
+        """The model's record of the launch that just ran."""
+        blocks = int(self.lib.mxdcn_sim_last_block_dim())
+        width = len(self.counter_names)
+        values = (ctypes.c_double * (max(blocks, 1) * width))()
+        n = self.lib.mxdcn_sim_last_counters(values, blocks)
+        counters = [dict(zip(self.counter_names, values[b * width:(b + 1) * width])) for b in range(n)]
+        order = (ctypes.c_uint32 * max(blocks, 1))()
+        ran = self.lib.mxdcn_sim_last_block_order(order, blocks)
+        return Launch(kernel, tuple(int(v) for v in shape), blocks, int(self.lib.mxdcn_sim_last_ub_peak()), counters,
+                      tuple(order[:ran]))
 
     def im2col(self, shape, x, offset, mask, columns) -> None:
         columns.fill_(float("nan"))
-        err = ctypes.create_string_buffer(1024)
+        err = ctypes.create_string_buffer(2048)
+        self._start()
         status = self.lib.mxdcn_sim_im2col(self._ptr(x), self._ptr(offset), self._ptr(mask), self._ptr(columns),
                                            self._shape(shape), self.core_num, self.ub, err, len(err))
         self._check(status, err, "im2col", shape)
@@ -89,7 +131,8 @@ class SimKernels(SamplingKernels):
         grad_offset.fill_(float("nan"))
         if grad_mask is not None:
             grad_mask.fill_(float("nan"))
-        err = ctypes.create_string_buffer(1024)
+        err = ctypes.create_string_buffer(2048)
+        self._start()
         status = self.lib.mxdcn_sim_col2im(self._ptr(x), self._ptr(offset), self._ptr(mask), self._ptr(grad_columns),
                                            self._ptr(grad_x), self._ptr(grad_offset), self._ptr(grad_mask),
                                            self._shape(shape), self.core_num, self.ub, err, len(err))
@@ -103,11 +146,26 @@ class SimKernels(SamplingKernels):
         fields = dict(zip(TILING_FIELDS, list(out))) if status == 0 else {n: 0 for n in TILING_FIELDS}
         return int(status), fields
 
-    def selftest(self, toy: int) -> Optional[str]:
-        """Runs model toy kernel `toy` (sim/selftest_kernels.cpp): None if it ran, else the model's message."""
-        err = ctypes.create_string_buffer(1024)
-        status = self.lib.mxdcn_sim_selftest(toy, err, len(err))
+    def selftests(self) -> List[Tuple[str, str]]:
+        """The model's rule toys (sim/selftest_kernels.cpp): (name, phrase the broken one's message has)."""
+        return [(self.lib.mxdcn_sim_selftest_name(i).decode(), self.lib.mxdcn_sim_selftest_expect(i).decode())
+                for i in range(self.lib.mxdcn_sim_selftest_count())]
+
+    def selftest(self, toy: int, fixed: bool) -> Optional[str]:
+        """Runs the broken (fixed=False) or fixed variant of rule toy `toy`: None if it ran, else the
+        model's message."""
+        err = ctypes.create_string_buffer(2048)
+        status = self.lib.mxdcn_sim_selftest(toy, int(fixed), err, len(err))
+        if status == 2:
+            raise ValueError(f"toy: expected 0..{self.lib.mxdcn_sim_selftest_count() - 1}, got {toy}")
         return err.value.decode(errors="replace") if status else None
+
+    def cost_table(self) -> List[Dict[str, object]]:
+        """The figures of the Atlas A2 time estimate (sim/include/sim/costs.h): name, value, unit, source."""
+        lib = self.lib
+        return [dict(name=lib.mxdcn_sim_cost_name(i).decode(), value=float(lib.mxdcn_sim_cost_value(i)),
+                     unit=lib.mxdcn_sim_cost_unit(i).decode(), source=lib.mxdcn_sim_cost_source(i).decode())
+                for i in range(lib.mxdcn_sim_cost_count())]
 
 
 class NpuKernels(SamplingKernels):

@@ -27,7 +27,7 @@ import torch
 
 from ..layouts import canonical_to_cann
 from ..problem import Problem
-from .base import AVAILABLE, Availability, Backend, Violation, unavailable
+from .base import AVAILABLE, Availability, Backend, Violation, missing_pieces
 
 
 def _op_args(p: Problem) -> dict:
@@ -72,18 +72,19 @@ class CannBackend(Backend):
 
     @staticmethod
     def _probe() -> Availability:
+        """Each missing piece by rule name: "torch_npu", "torch_npu_ops", "npu_device"."""
         try:
             import torch_npu
         except Exception as e:
-            return unavailable(f"torch_npu is not importable ({type(e).__name__}: {e})")
+            return missing_pieces([Violation("torch_npu", f"torch_npu is not importable ({type(e).__name__}: {e})")])
         missing = [name for name in ("npu_deformable_conv2d", "npu_deformable_conv2dbk") if not hasattr(torch_npu, name)]
         if missing:
-            return unavailable(f"this torch_npu lacks {', '.join(missing)}")
+            return missing_pieces([Violation("torch_npu_ops", f"this torch_npu lacks {', '.join(missing)}")])
         try:
             if not (torch.npu.is_available() and torch.npu.device_count() > 0):
-                return unavailable("no NPU device is visible to torch_npu")
+                return missing_pieces([Violation("npu_device", "no NPU device is visible to torch_npu")])
         except Exception as e:
-            return unavailable(f"torch_npu cannot query the NPU ({type(e).__name__}: {e})")
+            return missing_pieces([Violation("npu_device", f"torch_npu cannot query the NPU ({type(e).__name__}: {e})")])
         return AVAILABLE
 
     def violations(self, problem: Problem) -> List[Violation]:

@@ -9,6 +9,9 @@ dilation, groups, deformable_groups, modulated=True) -> (out, offset_out)` with
 - backward through `torch_npu.npu_deformable_conv2dbk(x, grad_out, offset_out, weight, offset_mask, ...)`
   -> (grad_x, grad_weight, grad_offset_mask, grad_bias); grad bias is computed here as grad_out summed.
 DCNv1 (no mask) is run with a mask of ones (the documented op supports only modulated=True).
+CANN documents truncated corner origins where its kernel floors; the call goes in the converted form of
+cann_sampling.py (two zero rows and columns in front of the image), on which both rules give mx_dcn's
+result.
 
 Constraints, by rule name:
 - "dtype": float64 is refused (compute is float32; float16/bfloat16 are cast to float32 and back).
@@ -28,15 +31,13 @@ import torch
 from ..layouts import canonical_to_cann
 from ..problem import Problem
 from .base import AVAILABLE, Availability, Backend, Violation, missing_pieces
-
-
-def _op_args(p: Problem) -> dict:
-    (sh, sw), (ph, pw), (dh, dw) = p.stride, p.padding, p.dilation
-    return dict(kernel_size=[p.kernel_h, p.kernel_w], stride=[1, 1, sh, sw], padding=[ph, ph, pw, pw],
-                dilation=[1, 1, dh, dw], groups=p.groups, deformable_groups=p.deformable_groups, modulated=True)
+from .cann_sampling import ShiftedCall
 
 
 class _CannFunction(torch.autograd.Function):
+    """The op in the converted form of cann_sampling.ShiftedCall (mx_dcn's sampling rule whichever of
+    its two documented rules CANN applies)."""
+
     @staticmethod
     def forward(ctx, x, offset_mask, weight, bias, problem: Problem):
         import torch_npu
@@ -47,22 +48,25 @@ class _CannFunction(torch.autograd.Function):
             ctx.empty = True
             return x.new_zeros(0, p.out_channels, p.out_height, p.out_width)
         ctx.empty = False
-        out, offset_out = torch_npu.npu_deformable_conv2d(x, weight, offset_mask, bias, **_op_args(p))
-        ctx.save_for_backward(x, offset_mask, weight, offset_out)
-        return out
+        call = ShiftedCall(p)
+        x2, offset_mask2 = call.image(x), call.offsets(offset_mask)
+        out, offset_out = torch_npu.npu_deformable_conv2d(x2, weight, offset_mask2, bias, **call.op_args())
+        ctx.call = call
+        ctx.save_for_backward(x2, offset_mask, offset_mask2, weight, offset_out)
+        return call.output(out)
 
     @staticmethod
     def backward(ctx, grad_out):
-        p = ctx.problem
         gb = grad_out.sum(dim=(0, 2, 3)) if ctx.has_bias and ctx.needs_input_grad[3] else None
         if ctx.empty:
             x, offset_mask, weight = ctx.saved_tensors
             return torch.zeros_like(x), torch.zeros_like(offset_mask), torch.zeros_like(weight), gb, None
         import torch_npu
-        x, offset_mask, weight, offset_out = ctx.saved_tensors
-        gx, gw, goff, _ = torch_npu.npu_deformable_conv2dbk(x, grad_out.contiguous(), offset_out, weight, offset_mask,
-                                                            **_op_args(p))
-        return gx, goff, gw, gb, None
+        call = ctx.call
+        x2, offset_mask, offset_mask2, weight, offset_out = ctx.saved_tensors
+        gx, gw, goff, _ = torch_npu.npu_deformable_conv2dbk(x2, call.grad_output(grad_out), offset_out, weight,
+                                                            offset_mask2, **call.op_args())
+        return call.grad_image(gx), call.grad_offsets(goff, offset_mask), gw, gb, None
 
 
 class CannBackend(Backend):

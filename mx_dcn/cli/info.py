@@ -44,10 +44,10 @@ def _npu_lines(section: dict) -> list:
     out = ["NPU (Ascend):"]
     out += [f"  {k:<14} {v}" for k, v in section.items() if k != "ascendc missing"]
     missing = section["ascendc missing"]
-    out.append("  kernels        " + ("the ascendc backend has every piece it needs" if not missing else
-                                    "the ascendc backend misses " + ", ".join(m["rule"] for m in missing)
-                                    + " (reasons under Backends)"))
-    return out
+    if not missing:
+        return out + ["  ascendc        has every piece it needs"]
+    out.append("  ascendc        misses " + ", ".join(m["rule"] for m in missing) + ":")
+    return out + [f"    {m['rule']:<16} {m['message']}" for m in missing]
 
 
 def _cpu_kernel_dispatch() -> str:
@@ -92,7 +92,8 @@ def cmd_info(args) -> int:
             b = registry.get_backend(name)
             a = b.available()
             backends.append({"name": name, "devices": list(b.device_types), "available": bool(a),
-                             "reason": "" if a else a.reason, "description": b.description})
+                             "reason": "" if a else a.reason, "description": b.description,
+                             "missing": [v.rule for v in a.missing]})
         except Exception as e:  # a backend module that fails to import is reported, not fatal
             backends.append({"name": name, "devices": [], "available": False,
                              "reason": f"failed to load: {type(e).__name__}: {e}", "description": ""})
@@ -121,8 +122,10 @@ def cmd_info(args) -> int:
         out.append(f"  ({npu_note})")
     out += _npu_lines(npu)
     out += ["Backends:"]
-    rows = [(b["name"], ",".join(b["devices"]), "yes" if b["available"] else "no", b["reason"] or b["description"])
-            for b in backends]
+    def why(b):   # pieces missing by rule are listed by name here, with their reasons in the NPU section
+        return "missing " + ", ".join(b["missing"]) if b.get("missing") else b["reason"] or b["description"]
+
+    rows = [(b["name"], ",".join(b["devices"]), "yes" if b["available"] else "no", why(b)) for b in backends]
     out += ["  " + line for line in table(("backend", "devices", "available", "reason / description"), rows)]
     out += ["Preference per device: " + "; ".join(f"{d}: {' -> '.join(c)}" for d, c in chains.items())]
     out += ["Settings: " + ", ".join(f"{k}={v!s}" for k, v in settings.items())]

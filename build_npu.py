@@ -114,7 +114,7 @@ def plan(environ: Mapping[str, str] = os.environ) -> NpuPlan:
 
     layout = cann.project_layout() if cann is not None else None
     cmake = shutil.which("cmake", path=environ.get("PATH"))
-    cmake_version = _cmake_version(cmake) if cmake else None
+    cmake_version = _cmake_version(cmake) if cmake and glue.build and layout else None
     if opp_switch == "off":
         opp = Decision(False, "MX_DCN_NPU_OPP=0 (use an op package installed with kernels_ascend/build.sh)")
     elif not glue.build:

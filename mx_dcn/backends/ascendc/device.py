@@ -80,7 +80,7 @@ def _op_package_pieces(cann: Optional[toolkit.CannToolkit]) -> List[Violation]:
                           + "); `pip install --no-build-isolation .` builds it where CANN is installed")]
     out = []
     built, running = toolkit.op_package_compiler_version(package), cann.compiler_version() if cann else None
-    if built is None or running is None or built != running:
+    if cann is not None and (built is None or running is None or built != running):   # no toolkit: said already
         out.append(Violation("op_package_cann", f"the op package at {package} was built with CANN compiler "
                              f"{built or 'unknown'}, the toolkit here has {running or 'unknown'}; rebuild it "
                              "with this toolkit (`pip install --no-build-isolation .`)"))

@@ -7,6 +7,7 @@ MX_DCN_SANITIZE=1 builds with AddressSanitizer and UndefinedBehaviorSanitizer (f
 """
 import glob
 import os
+import sys
 
 from setuptools import find_packages, setup
 
@@ -76,6 +77,9 @@ def extensions():
 
 
 ext_modules, cmdclass = extensions()
+# The NPU glue and op package (build_npu.py), decided from what this machine has.
+sys.path.insert(0, HERE)
+ext_modules, cmdclass = __import__("build_npu").add_to(ext_modules, cmdclass)
 
 setup(
     name="mx_dcn",

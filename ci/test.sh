@@ -27,7 +27,7 @@ run_step "mx-dcn check (sample model, Atlas A2 target)" \
 run_step "mx-dcn regress run (cpu vs float64 oracle)" mx-dcn regress run --dtype float32,float64,float16 --no-progress
 run_step "mx-dcn regress record + verify (cpu kernel vs portable)" bash -c \
   "mx-dcn regress record --out out/golden --dtype float32,float64 --no-progress >/dev/null && mx-dcn regress verify out/golden --backend portable --no-progress"
-for script in ci/nvcc_check.sh ci/aarch64_check.sh ci/ascend_sim.sh ci/sanitize.sh; do
+for script in ci/nvcc_check.sh ci/aarch64_check.sh ci/ascend_sim.sh ci/ascendc_check.sh ci/sanitize.sh; do
   if [ -f "$script" ]; then
     run_step "$script" bash "$script"
   fi

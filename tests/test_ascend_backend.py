@@ -94,12 +94,13 @@ def test_available_says_torch_npu_is_missing_here():
 
 
 def test_available_lists_each_missing_piece(monkeypatch):
-    """With torch_npu importable but nothing else present: device, package and glue are each named."""
+    """With torch_npu importable but nothing else present: device, toolkit, package and glue are each
+    named by rule (tests/test_ascend_environment.py goes through every piece)."""
     monkeypatch.setitem(sys.modules, "torch_npu", types.ModuleType("torch_npu"))
     monkeypatch.setattr(ascendc_device, "_soc_cache", {})
-    monkeypatch.delenv("ASCEND_CUSTOM_OPP_PATH", raising=False)
-    monkeypatch.delenv("ASCEND_OPP_PATH", raising=False)
-    reason = ascendc.AscendCBackend().available().reason
-    assert "no NPU device is visible" in reason
-    assert "custom op package is not installed" in reason
-    assert "mx_dcn._npu is not built" in reason
+    for name in ("ASCEND_CUSTOM_OPP_PATH", "ASCEND_OPP_PATH", "ASCEND_HOME_PATH", "ASCEND_TOOLKIT_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    a = ascendc.AscendCBackend().available()
+    assert [v.rule for v in a.missing][:1] == ["npu_device"] and "no NPU device is visible" in a.reason
+    assert {"op_package", "npu_glue"} <= {v.rule for v in a.missing}
+    assert "custom-op package is not installed" in a.reason and "mx_dcn._npu is not built" in a.reason

@@ -108,7 +108,11 @@ def test_info_lists_every_backend_with_its_availability():
         availability = mx_dcn.get_backend(name).available()
         assert name in rows, proc.stdout
         assert (" yes " if availability else " no ") in rows[name]
-        if not availability:
+        if availability.missing:   # named pieces: the rules in the table, the reasons in the NPU section
+            assert "missing " + ", ".join(v.rule for v in availability.missing) in rows[name]
+            if name == "ascendc":
+                assert all(v.message in proc.stdout for v in availability.missing)
+        elif not availability:
             assert availability.reason in rows[name]
 
 

@@ -27,10 +27,13 @@ class Violation:
 
 @dataclasses.dataclass(frozen=True)
 class Availability:
-    """Whether a backend can run on this machine; truthy when it can, else `reason` says why not."""
+    """Whether a backend can run on this machine; truthy when it can, else `reason` says why not.
+    `missing` names each missing piece when the backend reports them by rule (e.g. ascendc's
+    "op_package"); `reason` then lists them as "rule: message; ...", as explain prints it."""
 
     ok: bool
     reason: str = ""
+    missing: Tuple[Violation, ...] = ()
 
     def __bool__(self) -> bool:
         return self.ok
@@ -41,6 +44,13 @@ AVAILABLE = Availability(True)
 
 def unavailable(reason: str) -> Availability:
     return Availability(False, reason)
+
+
+def missing_pieces(pieces: List[Violation]) -> Availability:
+    """Available when nothing is missing, else unavailable with every missing piece by rule name."""
+    if not pieces:
+        return AVAILABLE
+    return Availability(False, "; ".join(str(v) for v in pieces), tuple(pieces))
 
 
 class Backend:

@@ -18,20 +18,36 @@ def _version(dist: str) -> Optional[str]:
 
 
 def _cann_version() -> Optional[str]:
-    """The CANN toolkit version from its install info, if a toolkit is installed."""
-    roots = [os.environ.get(k) for k in ("ASCEND_TOOLKIT_HOME", "ASCEND_HOME_PATH")]
-    roots += ["/usr/local/Ascend/ascend-toolkit/latest", "/usr/local/Ascend/cann"]
-    for root in filter(None, roots):
-        for name in ("version.cfg", "ascend_toolkit_install.info", "compiler/version.info"):
-            path = os.path.join(root, name)
-            if os.path.isfile(path):
-                with open(path, errors="replace") as f:
-                    for line in f:
-                        key, _, value = line.partition("=")
-                        if "version" in key.lower() and value.strip():
-                            return value.strip().strip('"') + f" ({root})"
-    return None
+    """The CANN toolkit's version and where it is (mx_dcn/backends/ascendc/toolkit.py finds it)."""
+    from ..backends.ascendc import toolkit
 
+    cann, _ = toolkit.find_cann()
+    return f"{cann.version} ({cann.root})" if cann else None
+
+
+# --------------------------------------------------------------------------- NPU (Ascend) section
+
+
+def _npu_section() -> dict:
+    """CANN, torch_npu and the op package as found on disk, and what the ascendc backend misses, by
+    rule name (mx_dcn/backends/ascendc/device.py lists the rules)."""
+    from .. import registry
+    from ..backends.ascendc import toolkit
+
+    section = dict(toolkit.describe())
+    availability = registry.get_backend("ascendc").available()
+    section["ascendc missing"] = [{"rule": v.rule, "message": v.message} for v in availability.missing]
+    return section
+
+
+def _npu_lines(section: dict) -> list:
+    out = ["NPU (Ascend):"]
+    out += [f"  {k:<14} {v}" for k, v in section.items() if k != "ascendc missing"]
+    missing = section["ascendc missing"]
+    if not missing:
+        return out + ["  ascendc        has every piece it needs"]
+    out.append("  ascendc        misses " + ", ".join(m["rule"] for m in missing) + ":")
+    return out + [f"    {m['rule']:<16} {m['message']}" for m in missing]
 
 
 def _cpu_kernel_dispatch() -> str:
@@ -77,6 +93,7 @@ def cmd_info(args) -> int:
             a = b.available()
             backends.append({"name": name, "devices": list(b.device_types), "available": bool(a),
                              "reason": "" if a else a.reason, "description": b.description,
+                             "missing": [v.rule for v in a.missing],
                              "deterministic": b.deterministic, "determinism": b.determinism,
                              "limits": list(b.limits)})
         except Exception as e:  # a backend module that fails to import is reported, not fatal
@@ -92,9 +109,10 @@ def cmd_info(args) -> int:
                 "MX_DCN_CPU_GEMM": os.environ.get("MX_DCN_CPU_GEMM", ""),
                 "CPU kernel": _cpu_kernel_dispatch()}
     chains = {d: list(registry.chain_for(d)) for d in DEVICES}
+    npu = _npu_section()
     if args.json:
         emit_json({"versions": versions, "peers": peers, "devices": devices, "backends": backends,
-                    "chains": chains, "settings": settings, "notes": [npu_note] if npu_note else []})
+                    "chains": chains, "settings": settings, "npu": npu, "notes": [npu_note] if npu_note else []})
         return 0
     out = ["Versions:"]
     out += [f"  {k:<14} {v if v else 'not installed'}" for k, v in versions.items()]
@@ -104,9 +122,12 @@ def cmd_info(args) -> int:
     out += [f"  {d['type']:<6} x{d['count']}  {d['detail']}" for d in devices]
     if npu_note:
         out.append(f"  ({npu_note})")
+    out += _npu_lines(npu)
     out += ["Backends:"]
-    rows = [(b["name"], ",".join(b["devices"]), "yes" if b["available"] else "no", b["reason"] or b["description"])
-            for b in backends]
+    def why(b):   # pieces missing by rule are listed by name here, with their reasons in the NPU section
+        return "missing " + ", ".join(b["missing"]) if b.get("missing") else b["reason"] or b["description"]
+
+    rows = [(b["name"], ",".join(b["devices"]), "yes" if b["available"] else "no", why(b)) for b in backends]
     out += ["  " + line for line in table(("backend", "devices", "available", "reason / description"), rows)]
     out += ["Determinism of each backward (under torch.use_deterministic_algorithms(True), calls skip a 'no'):"]
     out += [f"  {b['name']:<9} {'yes' if b.get('deterministic') else 'no ':<4} {b.get('determinism', '')}"
@@ -124,7 +145,9 @@ def cmd_info(args) -> int:
 def register(sub) -> None:
     p = sub.add_parser("info", formatter_class=Formatter, help="versions, devices and backend availability",
                        description=wrap("Show versions (mx_dcn, torch, torch_npu, CANN), devices this process "
-                                   "sees, and every backend's availability with the reason when unavailable."),
+                                   "sees, every backend's availability with the reason when unavailable, and "
+                                   "the NPU pieces the ascendc backend needs (CANN toolkit, torch_npu, the "
+                                   "mx_dcn op package, the torch_npu glue), each missing one by rule name."),
                        epilog="examples:\n  mx-dcn info\n  mx-dcn info --json | python -c "
                               "\"import json,sys; print(json.load(sys.stdin)['backends'])\"")
     p.add_argument("--json", action="store_true", help="machine-readable output")

@@ -21,9 +21,9 @@ from typing import List, Optional
 import torch
 
 from ...problem import Problem
-from ..base import AVAILABLE, Availability, Backend, Violation, unavailable
+from ..base import Availability, Backend, Violation, missing_pieces
 from .algorithm import run_with_kernels
-from .device import custom_op_package, device_soc, is_atlas_a2
+from .device import device_soc, environment_pieces, is_atlas_a2
 from .kernels import NpuKernels
 from .tiling import (COL2IM, DEFAULT_VECTOR_CORES, IM2COL, SOC_PREFIX, TILING_MESSAGES, VECTOR_CORES,
                      compute_tiling, launch_chunks, launch_shape)
@@ -49,26 +49,9 @@ class AscendCBackend(Backend):
 
     @staticmethod
     def _probe() -> Availability:
-        missing = []
-        try:
-            import torch_npu  # noqa: F401
-        except Exception as e:  # ImportError, or a broken CANN environment
-            return unavailable(f"torch_npu is not importable ({type(e).__name__}: {e}); the custom op package "
-                               "and the device cannot be checked without it")
-        soc = device_soc()
-        if soc is None:
-            missing.append("no NPU device is visible to torch_npu")
-        elif not is_atlas_a2(soc):
-            missing.append(f"the NPU is {soc}, not an Atlas A2 SoC ({SOC_PREFIX}*)")
-        if custom_op_package() is None:
-            missing.append("the mx_dcn custom op package is not installed (no vendors/mx_dcn with "
-                           "op_api/lib/libcust_opapi.so under ASCEND_CUSTOM_OPP_PATH or ASCEND_OPP_PATH; "
-                           "see kernels_ascend/README.md)")
-        try:
-            import mx_dcn._npu  # noqa: F401
-        except Exception as e:
-            missing.append(f"the torch_npu glue mx_dcn._npu is not built ({type(e).__name__}: {e})")
-        return unavailable("; ".join(missing)) if missing else AVAILABLE
+        """Available on evidence only: every piece device.py lists is present (else each missing one
+        is named by its rule)."""
+        return missing_pieces(environment_pieces())
 
     def violations(self, problem: Problem) -> List[Violation]:
         p = problem

@@ -10,7 +10,8 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 
 import torch
 
-from .device import device_soc
+from . import toolkit
+from .device import device_soc, use_op_package
 from .sim_library import default_sim_library
 from .tiling import DEFAULT_VECTOR_CORES, SHAPE_FIELDS, TILING_FIELDS, UB_BYTES, VECTOR_CORES
 
@@ -174,7 +175,13 @@ class NpuKernels(SamplingKernels):
     name = "ascendc"
 
     def __init__(self):
-        import mx_dcn._npu  # noqa: F401  (registers torch.ops.mx_dcn_npu)
+        import mx_dcn._npu as glue  # registers torch.ops.mx_dcn_npu
+
+        package = toolkit.find_op_package()
+        if package is None:
+            raise RuntimeError("the mx_dcn custom-op package is not installed (see `mx-dcn info`)")
+        use_op_package(package)
+        glue.load_op_api(os.path.join(package, "op_api", "lib", toolkit.OP_API_LIBRARY))
         self.ops = torch.ops.mx_dcn_npu
         self.core_num = VECTOR_CORES.get(device_soc() or "", DEFAULT_VECTOR_CORES)
 

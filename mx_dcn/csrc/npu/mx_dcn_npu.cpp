@@ -1,112 +1,184 @@
-// torch_npu glue for the mx_dcn AscendC custom operators: registers torch.ops.mx_dcn_npu.im2col and
-// torch.ops.mx_dcn_npu.col2im (PrivateUse1 = NPU), which call the aclnn API that CANN generates for
-// the custom-op package (kernels_ascend). Built only where torch_npu and CANN are installed
-// (setup_npu.py); NOT compiled in this repository's CI. The algorithm around these two calls is
-// mx_dcn/backends/ascendc/algorithm.py; the tensors arrive fp32, contiguous, channels-last (see
-// kernels_ascend/op_host/mx_dcn_ops.cpp for the layouts).
+// torch_npu glue of the mx_dcn AscendC custom operators: registers torch.ops.mx_dcn_npu.im2col and
+// torch.ops.mx_dcn_npu.col2im (PrivateUse1 = NPU), which launch the aclnn API CANN generates for the
+// op package (kernels_ascend). Built by setup.py (build_npu.py) where torch_npu and CANN are found;
+// NOT compiled in this repository's CI (no torch_npu or CANN headers there). The algorithm around the
+// two launches is mx_dcn/backends/ascendc/algorithm.py; tensors arrive fp32, contiguous, channels-last
+// (layouts: kernels_ascend/op_host/mx_dcn_ops.cpp).
+//
+// A launch goes the way torch_npu's own ops and op-plugin's EXEC_NPU_CMD go (Ascend/op-plugin
+// op_plugin/utils/op_api_common.h): aclnn...GetWorkspaceSize on the calling thread, the workspace from
+// torch_npu's caching allocator (OpPreparation::unsafe_empty_workspace, freed in stream order), and
+// the launch itself queued through at_npu::native::OpCommand's custom handler, so it runs in order on
+// torch_npu's task queue without making the host wait for the queue to drain.
+// The op package's aclnn library is opened by path (load_op_api, called by the Python side with the
+// package it found), so this glue builds without the op package and works with one built later.
+#include <dlfcn.h>
 #include <torch/extension.h>
 
+#include <memory>
+#include <string>
 #include <vector>
 
 #include "acl/acl.h"
 #include "aclnn/acl_meta.h"
-#include "aclnn_mx_dcn_col2im.h"
-#include "aclnn_mx_dcn_im2col.h"
 #include "torch_npu/csrc/core/npu/NPUStream.h"
+#include "torch_npu/csrc/framework/OpCommand.h"
+#include "torch_npu/csrc/framework/utils/OpPreparation.h"
 
 namespace {
 
-void Check(const at::Tensor& t, const char* name) {
+// The generated two-stage API of the op package (aclnn_mx_dcn_im2col.h / aclnn_mx_dcn_col2im.h: inputs,
+// attributes and outputs in OpDef order, then workspace size and executor).
+using Im2colWorkspace = aclnnStatus (*)(const aclTensor*, const aclTensor*, const aclTensor*, const aclIntArray*,
+                                        const aclIntArray*, const aclIntArray*, const aclIntArray*,
+                                        const aclIntArray*, int64_t, const aclTensor*, uint64_t*, aclOpExecutor**);
+using Col2imWorkspace = aclnnStatus (*)(const aclTensor*, const aclTensor*, const aclTensor*, const aclTensor*,
+                                        const aclIntArray*, const aclIntArray*, const aclIntArray*,
+                                        const aclIntArray*, const aclIntArray*, int64_t, const aclTensor*,
+                                        const aclTensor*, const aclTensor*, uint64_t*, aclOpExecutor**);
+using Launch = aclnnStatus (*)(void*, uint64_t, aclOpExecutor*, aclrtStream);
+
+struct OpApi {
+  std::string path;
+  Im2colWorkspace im2colWorkspace = nullptr;
+  Launch im2col = nullptr;
+  Col2imWorkspace col2imWorkspace = nullptr;
+  Launch col2im = nullptr;
+};
+
+OpApi& Api() {
+  static OpApi api;
+  return api;
+}
+
+template <typename F>
+F Symbol(void* handle, const char* name, const std::string& path) {
+  void* f = dlsym(handle, name);
+  TORCH_CHECK(f != nullptr, "mx_dcn: ", name, " not found in ", path, " (", dlerror(),
+              "); the op package does not match this mx_dcn, rebuild it");
+  return reinterpret_cast<F>(f);
+}
+
+void LoadOpApi(const std::string& path) {
+  OpApi& api = Api();
+  if (api.path == path) return;
+  void* handle = dlopen(path.c_str(), RTLD_LAZY | RTLD_LOCAL);
+  TORCH_CHECK(handle != nullptr, "mx_dcn: cannot load the op package's aclnn library ", path, ": ", dlerror());
+  api.im2colWorkspace = Symbol<Im2colWorkspace>(handle, "aclnnMxDcnIm2colGetWorkspaceSize", path);
+  api.im2col = Symbol<Launch>(handle, "aclnnMxDcnIm2col", path);
+  api.col2imWorkspace = Symbol<Col2imWorkspace>(handle, "aclnnMxDcnCol2imGetWorkspaceSize", path);
+  api.col2im = Symbol<Launch>(handle, "aclnnMxDcnCol2im", path);
+  api.path = path;
+}
+
+void CheckTensor(const at::Tensor& t, const char* name) {
   TORCH_CHECK(t.device().type() == c10::DeviceType::PrivateUse1, name, ": expected an NPU tensor, got ", t.device());
   TORCH_CHECK(t.scalar_type() == at::kFloat, name, ": expected float32, got ", t.scalar_type());
   TORCH_CHECK(t.is_contiguous(), name, ": expected a contiguous tensor");
 }
 
-// RAII owners of the acl handles for one call.
-struct AclTensor {
-  aclTensor* handle = nullptr;
-  AclTensor(const at::Tensor& t, const char* name) {
-    Check(t, name);
+// The acl handles of one launch. They must outlive the queued launch, so the handler owns them.
+struct Handles {
+  std::vector<aclTensor*> tensors;
+  std::vector<aclIntArray*> arrays;
+  Handles() = default;
+  Handles(const Handles&) = delete;
+  Handles& operator=(const Handles&) = delete;
+  ~Handles() {
+    for (aclTensor* t : tensors) aclDestroyTensor(t);
+    for (aclIntArray* a : arrays) aclDestroyIntArray(a);
+  }
+  aclTensor* Tensor(const at::Tensor& t, const char* name) {
+    CheckTensor(t, name);
     std::vector<int64_t> dims(t.sizes().begin(), t.sizes().end());
     std::vector<int64_t> strides(t.strides().begin(), t.strides().end());
-    handle = aclCreateTensor(dims.data(), dims.size(), ACL_FLOAT, strides.data(), 0, ACL_FORMAT_ND, dims.data(),
-                             dims.size(), t.data_ptr());
-    TORCH_CHECK(handle != nullptr, name, ": aclCreateTensor failed");
+    aclTensor* h = aclCreateTensor(dims.data(), dims.size(), ACL_FLOAT, strides.data(), 0, ACL_FORMAT_ND,
+                                   dims.data(), dims.size(), t.data_ptr());
+    TORCH_CHECK(h != nullptr, name, ": aclCreateTensor failed");
+    tensors.push_back(h);
+    return h;
   }
-  AclTensor(const AclTensor&) = delete;
-  AclTensor& operator=(const AclTensor&) = delete;
-  ~AclTensor() { if (handle) aclDestroyTensor(handle); }
+  aclTensor* Optional(const c10::optional<at::Tensor>& t, const char* name) {
+    return (t.has_value() && t->defined()) ? Tensor(*t, name) : nullptr;
+  }
+  aclIntArray* Pair(at::IntArrayRef v, const char* name) {
+    TORCH_CHECK(v.size() == 2, name, ": expected an (h, w) pair, got ", v.size(), " values");
+    aclIntArray* h = aclCreateIntArray(v.data(), v.size());
+    TORCH_CHECK(h != nullptr, name, ": aclCreateIntArray failed");
+    arrays.push_back(h);
+    return h;
+  }
 };
 
-struct AclInts {
-  aclIntArray* handle = nullptr;
-  explicit AclInts(at::IntArrayRef v) {
-    TORCH_CHECK(v.size() == 2, "expected an (h, w) pair, got ", v.size(), " values");
-    handle = aclCreateIntArray(v.data(), v.size());
-  }
-  AclInts(const AclInts&) = delete;
-  AclInts& operator=(const AclInts&) = delete;
-  ~AclInts() { if (handle) aclDestroyIntArray(handle); }
-};
-
-// Runs a generated aclnn op: query the workspace, allocate it on the current stream, launch.
-template <typename GetWorkspace, typename Launch>
-void Run(const char* op, const at::Tensor& like, GetWorkspace getWorkspace, Launch launch) {
-  uint64_t workspaceSize = 0;
-  aclOpExecutor* executor = nullptr;
-  TORCH_CHECK(getWorkspace(&workspaceSize, &executor) == ACL_SUCCESS, op, ": GetWorkspaceSize failed (",
-              aclGetRecentErrMsg(), ")");
-  at::Tensor workspace;
-  void* workspacePtr = nullptr;
+// Queues the launch of an op whose executor GetWorkspaceSize has made.
+void Enqueue(const char* op, Launch launch, std::shared_ptr<Handles> handles, uint64_t workspaceSize,
+             aclOpExecutor* executor) {
+  aclrtStream stream = c10_npu::getCurrentNPUStream().stream(false);
+  void* workspace = nullptr;
   if (workspaceSize > 0) {
-    workspace = at::empty({static_cast<int64_t>(workspaceSize)}, like.options().dtype(at::kByte));
-    workspacePtr = workspace.data_ptr();
+    // From torch_npu's caching allocator; freed when this tensor dies, in the stream's order, so the
+    // memory is not reused before the queued launch has run.
+    at::Tensor buffer = at_npu::native::OpPreparation::unsafe_empty_workspace(workspaceSize);
+    workspace = const_cast<void*>(buffer.storage().data());
   }
-  aclrtStream stream = c10_npu::getCurrentNPUStream().stream();
-  TORCH_CHECK(launch(workspacePtr, workspaceSize, executor, stream) == ACL_SUCCESS, op, ": launch failed (",
-              aclGetRecentErrMsg(), ")");
+  at_npu::native::OpCommand cmd;
+  cmd.Name(op);
+  cmd.SetCustomHandler([op, launch, handles, workspace, workspaceSize, executor, stream]() -> int {
+    const aclnnStatus status = launch(workspace, workspaceSize, executor, stream);
+    TORCH_CHECK(status == 0, op, " failed (", status, "): ", aclGetRecentErrMsg());
+    return status;
+  });
+  cmd.Run();
+}
+
+void RequireApi() {
+  TORCH_CHECK(Api().im2col != nullptr, "mx_dcn: the op package's aclnn library is not loaded "
+              "(mx_dcn._npu.load_op_api; the ascendc backend calls it)");
 }
 
 void Im2col(const at::Tensor& x, const at::Tensor& offset, const c10::optional<at::Tensor>& mask,
             const at::Tensor& columns, at::IntArrayRef kernelSize, at::IntArrayRef stride, at::IntArrayRef padding,
             at::IntArrayRef dilation, at::IntArrayRef outSize, int64_t pixelStart) {
-  AclTensor ax(x, "x"), aoff(offset, "offset"), acol(columns, "columns");
-  c10::optional<AclTensor> maskHolder;
-  AclTensor* amask = (mask.has_value() && mask->defined()) ? &maskHolder.emplace(*mask, "mask") : nullptr;
-  AclInts k(kernelSize), s(stride), p(padding), d(dilation), o(outSize);
-  Run("aclnnMxDcnIm2col", x,
-      [&](uint64_t* size, aclOpExecutor** exec) {
-        return aclnnMxDcnIm2colGetWorkspaceSize(ax.handle, aoff.handle, amask ? amask->handle : nullptr, k.handle,
-                                                s.handle, p.handle, d.handle, o.handle, pixelStart, acol.handle,
-                                                size, exec);
-      },
-      [&](void* ws, uint64_t size, aclOpExecutor* exec, aclrtStream stream) {
-        return aclnnMxDcnIm2col(ws, size, exec, stream);
-      });
+  RequireApi();
+  auto h = std::make_shared<Handles>();
+  aclTensor* ax = h->Tensor(x, "x");
+  aclTensor* aoff = h->Tensor(offset, "offset");
+  aclTensor* amask = h->Optional(mask, "mask");
+  aclTensor* acol = h->Tensor(columns, "columns");
+  uint64_t workspaceSize = 0;
+  aclOpExecutor* executor = nullptr;
+  const aclnnStatus status = Api().im2colWorkspace(
+      ax, aoff, amask, h->Pair(kernelSize, "kernel_size"), h->Pair(stride, "stride"), h->Pair(padding, "padding"),
+      h->Pair(dilation, "dilation"), h->Pair(outSize, "out_size"), pixelStart, acol, &workspaceSize, &executor);
+  TORCH_CHECK(status == 0, "aclnnMxDcnIm2colGetWorkspaceSize failed (", status, "): ", aclGetRecentErrMsg());
+  Enqueue("aclnnMxDcnIm2col", Api().im2col, h, workspaceSize, executor);
 }
 
 void Col2im(const at::Tensor& x, const at::Tensor& offset, const c10::optional<at::Tensor>& mask,
             const at::Tensor& gradColumns, const at::Tensor& gradX, const at::Tensor& gradOffset,
             const c10::optional<at::Tensor>& gradMask, at::IntArrayRef kernelSize, at::IntArrayRef stride,
             at::IntArrayRef padding, at::IntArrayRef dilation, at::IntArrayRef outSize, int64_t pixelStart) {
+  RequireApi();
   const bool hasMask = mask.has_value() && mask->defined();
   TORCH_CHECK(!hasMask || (gradMask.has_value() && gradMask->defined()), "grad_mask: required with a mask");
   // The op always has a grad_mask output; without a mask the kernel leaves this one unwritten.
-  at::Tensor gradMaskOut = hasMask ? *gradMask : at::empty({offset.size(0), offset.size(1)}, offset.options());
-  AclTensor ax(x, "x"), aoff(offset, "offset"), agc(gradColumns, "grad_columns"), agx(gradX, "grad_x"),
-      agoff(gradOffset, "grad_offset"), agm(gradMaskOut, "grad_mask");
-  c10::optional<AclTensor> maskHolder;
-  AclTensor* amask = hasMask ? &maskHolder.emplace(*mask, "mask") : nullptr;
-  AclInts k(kernelSize), s(stride), p(padding), d(dilation), o(outSize);
-  Run("aclnnMxDcnCol2im", x,
-      [&](uint64_t* size, aclOpExecutor** exec) {
-        return aclnnMxDcnCol2imGetWorkspaceSize(ax.handle, aoff.handle, amask ? amask->handle : nullptr, agc.handle,
-                                                k.handle, s.handle, p.handle, d.handle, o.handle, pixelStart,
-                                                agx.handle, agoff.handle, agm.handle, size, exec);
-      },
-      [&](void* ws, uint64_t size, aclOpExecutor* exec, aclrtStream stream) {
-        return aclnnMxDcnCol2im(ws, size, exec, stream);
-      });
+  const at::Tensor gradMaskOut = hasMask ? *gradMask : at::empty({offset.size(0), offset.size(1)}, offset.options());
+  auto h = std::make_shared<Handles>();
+  aclTensor* ax = h->Tensor(x, "x");
+  aclTensor* aoff = h->Tensor(offset, "offset");
+  aclTensor* amask = h->Optional(mask, "mask");
+  aclTensor* agc = h->Tensor(gradColumns, "grad_columns");
+  aclTensor* agx = h->Tensor(gradX, "grad_x");
+  aclTensor* agoff = h->Tensor(gradOffset, "grad_offset");
+  aclTensor* agm = h->Tensor(gradMaskOut, "grad_mask");
+  uint64_t workspaceSize = 0;
+  aclOpExecutor* executor = nullptr;
+  const aclnnStatus status = Api().col2imWorkspace(
+      ax, aoff, amask, agc, h->Pair(kernelSize, "kernel_size"), h->Pair(stride, "stride"),
+      h->Pair(padding, "padding"), h->Pair(dilation, "dilation"), h->Pair(outSize, "out_size"), pixelStart, agx,
+      agoff, agm, &workspaceSize, &executor);
+  TORCH_CHECK(status == 0, "aclnnMxDcnCol2imGetWorkspaceSize failed (", status, "): ", aclGetRecentErrMsg());
+  Enqueue("aclnnMxDcnCol2im", Api().col2im, h, workspaceSize, executor);
 }
 
 }  // namespace
@@ -124,4 +196,6 @@ TORCH_LIBRARY_IMPL(mx_dcn_npu, PrivateUse1, m) {
   m.impl("col2im", &Col2im);
 }
 
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {}
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("load_op_api", &LoadOpApi, "Open the op package's aclnn library (op_api/lib/libcust_opapi.so) by path");
+}

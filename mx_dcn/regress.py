@@ -5,6 +5,8 @@ checked against the float64 oracle, recorded to disk, and verified later on anot
 - `record_suite`: the same, and writes inputs, outputs and gradients per case (torch.save) with a
   manifest.json describing the environment, device, backend, dtype, tolerances and checksums.
 - `verify_dir`: reruns the recorded inputs on this device/backend and compares with what was recorded.
+- `model_cases`: the deformable convolution calls of a user's model as cases (their shapes, parameters
+  and dtypes), so `record_suite` can record a team's own model instead of the shared suite.
 
 Every comparison is max|got - want| <= atol + rtol * max|want| with (rtol, atol) per dtype
 (mx_dcn.testing.cases.TOLERANCES, copied into the manifest), reported with the index of the worst
@@ -28,7 +30,7 @@ import torch
 
 from . import registry
 from .functional import explain, modulated_deform_conv2d
-from .problem import parse_dtype
+from .problem import Problem, parse_dtype
 from .testing.cases import CASES, CASES_BY_NAME, TOLERANCES, Case
 
 INPUT_NAMES = ("x", "offset", "mask", "weight", "bias")
@@ -186,30 +188,70 @@ def select_cases(names: Optional[Iterable[str]] = None) -> List[Case]:
     return [c for c in CASES if c.name in names]
 
 
+def suite_runs(cases: Sequence[Case], dtypes: Sequence[torch.dtype]) -> List[Tuple[Case, torch.dtype]]:
+    """Every case in every dtype, dtype by dtype."""
+    return [(case, dtype) for dtype in dtypes for case in cases]
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelCall:
+    """One distinct deformable convolution call of a model, as a case, with the layers that make it."""
+
+    case: Case
+    dtype: torch.dtype
+    layers: Tuple[str, ...]
+
+
+def model_cases(problems: Sequence[Tuple[str, Problem]]) -> List[ModelCall]:
+    """(layer, Problem) pairs recorded from a model (mx_dcn.model_check) -> one ModelCall per distinct
+    call (layers making the same call share one), named after its first layer. The inputs are generated
+    from the run's seed at the model's own shapes, parameters and dtype; offsets ~ 1.5 * N(0, 1) and masks
+    ~ U(0, 1), as in the shared suite."""
+    calls: Dict[Tuple, List] = {}
+    for layer, p in problems:
+        key = (p.batch, p.in_channels, p.height, p.width, p.out_channels, p.kernel_h, p.kernel_w, p.stride,
+               p.padding, p.dilation, p.groups, p.deformable_groups, p.has_mask, p.has_bias, p.dtype)
+        if key in calls:
+            calls[key][1].append(layer)
+        else:
+            calls[key] = [p, [layer]]
+    out, used = [], set()
+    for p, layers in calls.values():
+        name = "".join(c if c.isalnum() or c in "._-" else "_" for c in layers[0]) or "call"
+        while name in used:
+            name += "_"
+        used.add(name)
+        case = Case(name, p.batch, p.in_channels, p.height, p.width, p.out_channels, kh=p.kernel_h, kw=p.kernel_w,
+                    stride=p.stride, padding=p.padding, dilation=p.dilation, groups=p.groups,
+                    deformable_groups=p.deformable_groups, mask=p.has_mask, bias=p.has_bias)
+        out.append(ModelCall(case, p.dtype, tuple(layers)))
+    return out
+
+
 def run_suite(cases: Sequence[Case], dtypes: Sequence[torch.dtype], device: str = "cpu",
               backend: Optional[str] = None, seed: int = 0,
               progress: Optional[Callable[[str], None]] = None,
               keep: Optional[Callable[[Case, torch.dtype, dict, dict], None]] = None,
-              check_oracle: bool = True) -> List[CaseResult]:
-    """Every case x dtype on `device` against the oracle. `keep(case, dtype, inputs, results)` receives
-    what was computed (used by record)."""
+              check_oracle: bool = True,
+              runs: Optional[Sequence[Tuple[Case, torch.dtype]]] = None) -> List[CaseResult]:
+    """Every case x dtype (or the given (case, dtype) `runs`) on `device` against the oracle.
+    `keep(case, dtype, inputs, results)` receives what was computed (used by record)."""
     results = []
-    for dtype in dtypes:
-        for case in cases:
-            if progress:
-                progress(f"{case.name} {dtype_name(dtype)}")
+    for case, dtype in (runs if runs is not None else suite_runs(cases, dtypes)):
+        if progress:
+            progress(f"{case.name} {dtype_name(dtype)}")
 
-            def one(case=case, dtype=dtype):
-                inputs = case_inputs(case, dtype, seed)
-                chosen, got = compute(inputs, case.args(), device, backend)
-                if keep:
-                    keep(case, dtype, inputs, got, chosen)
-                if not check_oracle:
-                    return CaseResult(case.name, dtype_name(dtype), chosen, "pass", message="not checked")
-                return check_against(case.name, dtype, chosen, got, oracle_results(inputs, case.args()),
-                                     TOLERANCES[dtype])
+        def one(case=case, dtype=dtype):
+            inputs = case_inputs(case, dtype, seed)
+            chosen, got = compute(inputs, case.args(), device, backend)
+            if keep:
+                keep(case, dtype, inputs, got, chosen)
+            if not check_oracle:
+                return CaseResult(case.name, dtype_name(dtype), chosen, "pass", message="not checked")
+            return check_against(case.name, dtype, chosen, got, oracle_results(inputs, case.args()),
+                                 TOLERANCES[dtype])
 
-            results.append(_guarded(case.name, dtype, backend, one))
+        results.append(_guarded(case.name, dtype, backend, one))
     return results
 
 
@@ -247,10 +289,19 @@ def _file_name(case: str, dtype: torch.dtype) -> str:
 def record_suite(out_dir: str, cases: Sequence[Case], dtypes: Sequence[torch.dtype], device: str = "cpu",
                  backend: Optional[str] = None, seed: int = 0,
                  progress: Optional[Callable[[str], None]] = None,
-                 check_oracle: bool = True) -> Tuple[List[CaseResult], dict]:
-    """Run the suite and write one file per (case, dtype) plus manifest.json into `out_dir`."""
+                 check_oracle: bool = True,
+                 model_calls: Optional[Sequence[ModelCall]] = None,
+                 source: str = "the shared case suite") -> Tuple[List[CaseResult], dict]:
+    """Run the suite -- or a model's calls (`model_calls`, each in its own dtype unless `dtypes` is
+    given) -- and write one file per (case, dtype) plus manifest.json into `out_dir`. `source` says what
+    was recorded (the manifest keeps it, with each model call's layers)."""
     os.makedirs(out_dir, exist_ok=True)
     entries = []
+    layers = {}
+    runs = None
+    if model_calls is not None:
+        layers = {c.case.name: list(c.layers) for c in model_calls}
+        runs = [(c.case, d) for c in model_calls for d in (dtypes or [c.dtype])]
 
     def keep(case: Case, dtype, inputs, got, chosen):
         name = _file_name(case.name, dtype)
@@ -258,11 +309,14 @@ def record_suite(out_dir: str, cases: Sequence[Case], dtypes: Sequence[torch.dty
         args = {k: (list(v) if isinstance(v, tuple) else v) for k, v in case.args().items()}
         torch.save({"format": FORMAT_VERSION, "case": case.name, "dtype": dtype_name(dtype), "args": args,
                     "inputs": dict(inputs), "outputs": got}, path)
-        entries.append({"case": case.name, "dtype": dtype_name(dtype), "file": name, "sha256": sha256(path),
-                        "backend": chosen, "args": args,
-                        "shapes": {k: list(v.shape) for k, v in {**inputs, **got}.items() if v is not None}})
+        entry = {"case": case.name, "dtype": dtype_name(dtype), "file": name, "sha256": sha256(path),
+                 "backend": chosen, "args": args,
+                 "shapes": {k: list(v.shape) for k, v in {**inputs, **got}.items() if v is not None}}
+        if case.name in layers:
+            entry["layers"] = layers[case.name]
+        entries.append(entry)
 
-    results = run_suite(cases, dtypes, device, backend, seed, progress, keep, check_oracle)
+    results = run_suite(cases, dtypes, device, backend, seed, progress, keep, check_oracle, runs)
     status = {(r.case, r.dtype): r.status for r in results}
     for e in entries:
         e["oracle_check"] = status.get((e["case"], e["dtype"]), "?") if check_oracle else "not run"
@@ -271,7 +325,8 @@ def record_suite(out_dir: str, cases: Sequence[Case], dtypes: Sequence[torch.dty
         "environment": environment(),
         "device": device,
         "backend_requested": backend or "auto (registry)",
-        "dtypes": [dtype_name(d) for d in dtypes],
+        "source": source,
+        "dtypes": sorted({e["dtype"] for e in entries}) if runs is not None else [dtype_name(d) for d in dtypes],
         "seed": seed,
         "tolerances": {dtype_name(d): {"rtol": r, "atol": a} for d, (r, a) in TOLERANCES.items()},
         "comparison": "max|got - want| <= atol + rtol * max|want| per tensor",

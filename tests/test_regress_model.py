@@ -65,3 +65,31 @@ def test_an_explicit_dtype_list_records_every_call_in_each(tmp_path):
                                              model_calls=calls, check_oracle=False)
     assert [(e["case"], e["dtype"]) for e in manifest["cases"]] == [("backbone.0", "float32"),
                                                                     ("backbone.0", "float64")]
+
+
+def test_cli_records_a_models_calls_and_verifies_them(tmp_path, capsys):
+    from mx_dcn import cli
+
+    out = str(tmp_path / "golden")
+    status = cli.main(["regress", "record", "--out", out, "--model", "tests.models.three_dcn:build",
+                       "--input-shape", "1,3,16,16", "--dtype", "float64", "--no-progress"])
+    text = capsys.readouterr().out
+    assert status == 0, text
+    assert "tests.models.three_dcn:build: 3 calls, 3 distinct" in text
+    with open(os.path.join(out, regress.MANIFEST)) as f:
+        manifest = json.load(f)
+    assert manifest["source"].startswith("model tests.models.three_dcn:build, input (1,3,16,16)")
+    assert [(e["case"], e["dtype"], e["oracle_check"]) for e in manifest["cases"]] == [
+        ("backbone.0", "float64", "pass"), ("neck", "float64", "pass"), ("head.dcn", "float64", "pass")]
+    assert cli.main(["regress", "verify", out, "--no-progress"]) == 0
+
+
+def test_cli_model_recording_refuses_suite_cases_and_a_model_without_calls(tmp_path, capsys):
+    from mx_dcn import cli
+
+    assert cli.main(["regress", "record", "--out", str(tmp_path), "--model", "tests.models.three_dcn:build",
+                     "--input-shape", "1,3,16,16", "--cases", "k3x3"]) == 2
+    assert "--cases selects cases of the shared suite" in capsys.readouterr().err
+    assert cli.main(["regress", "record", "--out", str(tmp_path), "--model", "torch.nn:Identity",
+                     "--input-shape", "1,3,8,8"]) == 2
+    assert "made no deformable convolution call" in capsys.readouterr().err

@@ -4,8 +4,9 @@ from __future__ import annotations
 import sys
 from typing import List
 
+from . import model_source
 from .args import (PROG, Formatter, UsageError, add_device, dtype_one, emit_json, pair, positive_int, shape4,
-                   shape_any, table, user_frame, wrap)
+                   table, wrap)
 
 
 def _pair_text(p) -> str:
@@ -63,131 +64,33 @@ def _target_line(args, assumed: bool) -> str:
     return f"Target: {args.device}{soc}, chain {' -> '.join(chain_for(args.device))}{note}"
 
 
-def _openmmlab(force: bool):
-    """mx_dcn.use_in_mmcv() for the check, when the model comes from a config (force) or its module
-    imported mmengine: mmcv's 'DCNv2'/'DCN' build mx_dcn's layers and mmcv.ops layers are recorded."""
-    if not force and "mmengine" not in sys.modules:
-        return None
-    from ..integrations.openmmlab import use_in_mmcv
-
-    try:
-        return use_in_mmcv()
-    except ImportError as e:
-        raise UsageError(str(e)) from None
-
-
-def _build_from_config(path: str):
-    """The model of an mmdet/mmdet3d (or any mmengine) config file, built with the registry."""
-    try:
-        from mmengine.config import Config
-        from mmengine.registry import MODELS, init_default_scope
-    except ImportError as e:
-        raise UsageError(f"--config needs mmengine (pip install mmengine): {e}") from None
-    try:
-        cfg = Config.fromfile(path)
-    except Exception as e:
-        raise UsageError(f"--config: cannot read {path}: {type(e).__name__}: {e}") from None
-    if "model" not in cfg:
-        raise UsageError(f"--config: {path} has no 'model' entry")
-    if cfg.get("default_scope"):
-        init_default_scope(cfg.default_scope)
-    return MODELS.build(cfg.model)
-
-
-def _config_inputs(model, tensors):
-    """An mmengine model (mmdet/mmdet3d detectors) is called as model(inputs, None, mode='tensor')."""
-    try:
-        from mmengine.model import BaseModel
-    except ImportError:
-        return tuple(tensors)
-    if isinstance(model, BaseModel):
-        return {"inputs": tensors[0] if len(tensors) == 1 else tensors, "data_samples": None, "mode": "tensor"}
-    return tuple(tensors)
-
-
-def _load_model(args):
-    """(model, example inputs or None, what it is called in the output). Raises _FactoryError."""
-    import torch
-
-    from .. import model_check
-
-    if args.config:
-        return _build_from_config(args.config), None, f"config {args.config}"
-    factory = model_check.load_factory(args.model)
-    built = factory()
-    inputs = None
-    if isinstance(built, tuple) and len(built) == 2 and isinstance(built[0], torch.nn.Module):
-        built, inputs = built
-    if not isinstance(built, torch.nn.Module):
-        raise UsageError(f"--model: {args.model} returned {type(built).__name__}, expected an nn.Module "
-                         "or (nn.Module, example_inputs)")
-    return built, inputs, args.model
-
-
 def cmd_check(args) -> int:
     from .. import model_check
 
     model_check.ensure_device_runtime(args.device)
     if args.model or args.config:
-        if args.model and args.config:
-            raise UsageError("give --model or --config, not both")
         if args.weight_shape is not None:
             raise UsageError("--weight-shape describes a single call; with --model/--config give only --input-shape")
-        if args.model:
-            try:  # import the user's module first: whether it uses mmengine decides the integration
-                model_check.load_factory(args.model)
-            except ValueError as e:
-                raise UsageError(str(e)) from None
-        integration = _openmmlab(force=bool(args.config))
-        try:
-            return _check_model(args, integration)
-        finally:
-            if integration is not None:
-                integration.undo()
+        with model_source.opened(args, args.dtype, "check") as source:
+            if source is None:   # building the model failed; the reason is printed
+                return 1
+            return _check_model(args, source)
     return _check_one_call(args)
 
 
-def _check_model(args, integration) -> int:
+def _check_model(args, source) -> int:
     from .. import model_check
 
-    what = args.config or args.model
     try:
-        model, inputs, label = _load_model(args)
-    except UsageError:
-        raise
-    except Exception as e:  # the user's factory or config failed: say where, without a traceback
-        print(f"{PROG} check: error: building {what} failed{user_frame(e)}: {type(e).__name__}: {e}",
-              file=sys.stderr)
-        return 1
-    if inputs is not None and args.input_shape:
-        raise UsageError(f"--model: {args.model} returned example inputs; drop --input-shape")
-    if inputs is None:
-        if not args.input_shape:
-            raise UsageError("--model/--config needs --input-shape (once per model input), unless the "
-                             "factory returns (model, example_inputs)")
-        model = model.to(args.dtype)  # the CLI's own model object: converting it is fine
-        tensors = model_check.make_inputs(args.input_shape, args.dtype)
-        inputs = _config_inputs(model, tensors) if args.config else tuple(tensors)
-        shapes = "input " + " ".join("(" + ",".join(map(str, s)) + ")" for s in args.input_shape)
-    else:
-        shapes = "the factory's example inputs"
-    try:
-        result = model_check.check_model(model, inputs, args.device, args.soc, args.trace_device,
+        result = model_check.check_model(source.model, source.inputs, args.device, args.soc, args.trace_device,
                                          args.availability)
     except Exception as e:
-        print(f"{PROG} check: error: running {what} on {args.trace_device} failed{user_frame(e)}: "
-              f"{type(e).__name__}: {e}", file=sys.stderr)
-        if args.trace_device == "meta":
-            print(f"{PROG} check: hint: a model that needs real values can be traced on CPU with "
-                  "--trace-device cpu", file=sys.stderr)
+        model_source.report_trace_failure("check", source, args.trace_device, e)
         return 1
     title = [_target_line(args, result.assumed_available),
-             f"Model: {label}, {shapes}, traced on {args.trace_device}"]
-    if integration is not None:
-        changed = integration.registered + integration.replaced
-        title.append("mmcv: " + (f"mx_dcn registered as {', '.join(changed)}; " if changed else "")
-                     + (f"{len(integration.patched)} mmcv.ops functions patched" if integration.patched
-                        else f"mmcv.ops {integration.mmcv_ops}"))
+             f"Model: {source.label}, {source.inputs_text}, traced on {args.trace_device}"]
+    if source.integration_note:
+        title.append(source.integration_note)
     return _report(args, result.calls, result.assumed_available, title + [""])
 
 
@@ -255,16 +158,7 @@ def register(sub) -> None:
 availability: a target absent from this machine (an NPU checked on a laptop) is judged on constraints
 only: its backends are assumed installed there (--availability auto, the default). --availability local
 reports what this machine itself would run; --availability assume always assumes.""")
-    p.add_argument("--model", metavar="MODULE:FACTORY",
-                   help="a callable returning an nn.Module, or (nn.Module, example_inputs): a tuple of "
-                        "positional arguments, a dict of keyword arguments or one tensor; tensors may be "
-                        "nested in dicts/lists (mmdet3d inputs). e.g. mypkg.models:build_detector")
-    p.add_argument("--config", metavar="FILE.py",
-                   help="an mmdet/mmdet3d (mmengine) config file: its `model` is built with the registry "
-                        "after mx_dcn.use_in_mmcv(); inputs from --input-shape (an mmengine model is "
-                        "called as model(x, None, mode='tensor'))")
-    p.add_argument("--input-shape", type=shape_any, action="append", metavar="N,C,H,W",
-                   help="input shape; with --model, give it once per model input")
+    model_source.add_arguments(p)
     p.add_argument("--weight-shape", type=shape4, metavar="Cout,Cin/g,kh,kw", help="weight shape (one call)")
     p.add_argument("--stride", type=pair, default=(1, 1), metavar="S|SH,SW", help="default 1")
     p.add_argument("--padding", type=pair, default=(0, 0), metavar="P|PH,PW", help="default 0")
@@ -279,8 +173,6 @@ reports what this machine itself would run; --availability assume always assumes
     p.add_argument("--soc", metavar="NAME", help="target chip, e.g. Ascend910B2 (Atlas A2)")
     p.add_argument("--availability", choices=("auto", "local", "assume"), default="auto",
                    help="how to treat backends missing on this machine (default auto, see below)")
-    p.add_argument("--trace-device", choices=("meta", "cpu"), default="meta",
-                   help="where the model runs for recording (default meta: nothing computed)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--fail-on-fallback", action="store_true",
                    help="exit 1 when any call would not get the target's preferred backend")

@@ -5,8 +5,11 @@ import argparse
 import os
 import sys
 
+from . import model_source
 from .args import (PROG, Formatter, UsageError, add_device, dtype_list, emit_json, name_list, prepare_device,
                    wrap)
+
+DEFAULT_DTYPE = "float32"
 
 
 def _regress_finish(args, results, extra: dict) -> int:
@@ -30,6 +33,10 @@ def cmd_regress(args) -> int:
     from .. import regress
 
     prepare_device(args.device)
+    if args.action == "record" and (args.model or args.config):
+        return _record_model(args)
+    if args.action in ("run", "record") and args.dtype is None:
+        args.dtype = dtype_list(DEFAULT_DTYPE)
     progress_total = None
     if args.action in ("run", "record"):
         try:
@@ -64,7 +71,37 @@ def cmd_regress(args) -> int:
     return _regress_finish(args, results, extra)
 
 
-# --------------------------------------------------------------------------- bench
+def _record_model(args) -> int:
+    """regress record --model/--config: the model's own calls, each in its dtype (or --dtype's)."""
+    from .. import model_check, regress
+
+    if args.cases:
+        raise UsageError("--cases selects cases of the shared suite; with --model/--config the model's own "
+                         "calls are recorded")
+    dtype = args.dtype[0] if args.dtype and len(args.dtype) == 1 else None
+    with model_source.opened(args, dtype, "regress") as source:
+        if source is None:
+            return 1
+        try:
+            check = model_check.check_model(source.model, source.inputs, device=args.device,
+                                            trace_device=args.trace_device)
+        except Exception as e:
+            model_source.report_trace_failure("regress", source, args.trace_device, e)
+            return 1
+    calls = regress.model_cases([(c.layer, c.problem) for c in check.calls])
+    if not calls:
+        raise UsageError(f"{source.label} made no deformable convolution call (does it use mx_dcn, or mmcv "
+                         "with mx_dcn.use_in_mmcv()?)")
+    progress = regress.Progress(len(calls) * len(args.dtype or [None]), enabled=not args.no_progress)
+    try:
+        results, _ = regress.record_suite(args.out, [], args.dtype or [], args.device, args.backend, args.seed,
+                                          progress, check_oracle=not args.no_oracle, model_calls=calls,
+                                          source=f"model {source.label}, {source.inputs_text}")
+    finally:
+        progress.close()
+    return _regress_finish(args, results, {"recorded": os.path.join(args.out, regress.MANIFEST),
+                                           "model": f"{source.label}: {len(check.calls)} calls, "
+                                                    f"{len(calls)} distinct"})
 
 
 def register(sub) -> None:
@@ -95,8 +132,9 @@ cases: """ + wrap(", ".join(c.name for c in CASES)).replace("\n", "\n       "))
     common.add_argument("--json", action="store_true", help="machine-readable results on stdout")
     common.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     suite = argparse.ArgumentParser(add_help=False)
-    suite.add_argument("--dtype", type=dtype_list, default="float32", metavar="DTYPES",
-                       help="comma-separated, e.g. float32,float16 (default float32)")
+    suite.add_argument("--dtype", type=dtype_list, default=None, metavar="DTYPES",
+                       help="comma-separated, e.g. float32,float16 (default float32; with --model, each "
+                            "call's own dtype)")
     suite.add_argument("--seed", type=int, default=0, help="input generator seed (default 0)")
 
     r = rsub.add_parser("run", parents=[common, suite], formatter_class=Formatter,
@@ -111,10 +149,22 @@ cases: """ + wrap(", ".join(c.name for c in CASES)).replace("\n", "\n       "))
                         help="run the suite and write inputs/outputs/gradients with a manifest",
                         description=wrap("Run the suite (checking it against the oracle) and write one file per "
                                     "case (torch.save: inputs, output, gradients) and manifest.json "
-                                    "(versions, host, date, device, backend, dtype, tolerances, checksums)."),
+                                    "(versions, host, date, device, backend, dtype, tolerances, checksums). "
+                                    "With --model or --config, record your own model's deformable "
+                                    "convolution calls instead: the model runs once (on the meta device by "
+                                    "default) to find them, and each distinct call is recorded at its "
+                                    "shapes, parameters and dtype with inputs generated from --seed."),
                         epilog="examples:\n  mx-dcn regress record --out golden/ --device npu\n"
-                               "  mx-dcn regress record --out golden/ --dtype float32,float16 --no-oracle")
+                               "  mx-dcn regress record --out golden/ --dtype float32,float16 --no-oracle\n"
+                               "  mx-dcn regress record --out golden_model/ --device npu --model mypkg.net:build "
+                               "--input-shape 1,3,256,704\n"
+                               "  mx-dcn regress record --out golden_model/ --config configs/my_det.py "
+                               "--input-shape 1,3,512,512 --no-oracle\n"
+                               "  then, on another machine: mx-dcn regress verify golden_model/ --device cpu\n"
+                               "the float64 oracle is a direct loop: on a full-size model's calls it takes "
+                               "minutes; --no-oracle records without it")
     r.add_argument("--out", required=True, metavar="DIR", help="directory to write (created if needed)")
+    model_source.add_arguments(r)
     r.add_argument("--no-oracle", action="store_true", help="record without comparing with the oracle")
     r.set_defaults(func=cmd_regress)
     r = rsub.add_parser("verify", parents=[common], formatter_class=Formatter,

@@ -310,7 +310,8 @@ def check_model(model: torch.nn.Module, inputs, device: str = "npu", soc: Option
         raise ValueError(f"trace device: expected 'meta' or 'cpu', got {trace_device!r}")
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
-    traced = trace_copy(model, trace_device).eval()
+    traced = trace_copy(model, trace_device)
+    traced.eval()  # not chained: some models' train() (mmdet's ResNet) returns None, not the module
     inputs = pytree.tree_map_only(torch.Tensor, lambda t: t.detach().to(trace_device), inputs)
     with record_calls(traced, run_kernels=trace_device != "meta") as recorded, torch.no_grad():
         call_model(traced, inputs)

@@ -48,7 +48,7 @@ def integration():
 def test_build_conv_layer_needs_the_call_and_undo_restores():
     from mmcv.cnn import build_conv_layer
 
-    had_own = MODELS.get("DCNv2") is not None  # mmcv with ops registers its own
+    had_own = _mmcv_ops_missing() is None  # mmcv with ops registers its own (when mmcv.ops is imported)
     if not had_own:
         with pytest.raises(KeyError):
             build_conv_layer(dict(type="DCNv2"), 8, 8, 3)
@@ -78,7 +78,8 @@ def test_existing_registration_is_kept_unless_replaced(monkeypatch):
     table = MODELS._module_dict
     monkeypatch.setitem(table, "DCNv2", TheirDCNv2)
     with mx_dcn.use_in_mmcv(patch=False) as report:
-        assert report.kept == ["DCNv2"] and MODELS.get("DCNv2") is TheirDCNv2
+        # mmcv with ops also has its own 'DCN', kept as well
+        assert report.kept[0] == "DCNv2" and MODELS.get("DCNv2") is TheirDCNv2
         assert "replace=True" in str(report)
     with mx_dcn.use_in_mmcv(replace=True, patch=False) as report:
         assert "DCNv2" in report.replaced and MODELS.get("DCNv2") is dnn.ModulatedDeformConv2dPack
@@ -93,7 +94,9 @@ def test_invalid_arguments():
 def test_bottleneck_trains_and_loads_an_mmcv_checkpoint(integration, tmp_path):
     torch.manual_seed(0)
     block = Bottleneck(16, 8, stride=2, dcn=DCN_CFG)
-    assert type(block.conv2) is dnn.ModulatedDeformConv2dPack and block.conv2.stride == (2, 2)
+    # mx_dcn's layer (mmcv without ops) or mmcv's own layer with its functions patched onto mx_dcn
+    expected = dnn.ModulatedDeformConv2dPack if _mmcv_ops_missing() else MODELS.get("DCNv2")
+    assert type(block.conv2) is expected and block.conv2.stride == (2, 2)
     # mmcv's DCNv2 (mmcv/ops/modulated_deform_conv.py) has these parameters, under these names
     mmcv_keys = {"conv2.weight": (8, 8, 3, 3), "conv2.conv_offset.weight": (27, 8, 3, 3),
                  "conv2.conv_offset.bias": (27,)}
@@ -222,13 +225,62 @@ def test_mmdet_resnet50_dcnv2_from_config_trains_on_mx_dcn():
             losses.append(float(loss))
             assert sorted(c.layer for c in calls) == sorted(n for n, _ in dcns)  # all 13 on mx_dcn
         assert all(torch.isfinite(torch.tensor(losses))), losses
-        with torch.no_grad():
+        with torch.no_grad():  # once more after the last step, so the hook sees the weights the oracle gets
+            model(x)
             offset_mask = probe.conv_offset(seen["x"])
         o1, o2, m = torch.chunk(offset_mask, 3, dim=1)
         want = oracle_forward(seen["x"], torch.cat((o1, o2), 1), torch.sigmoid(m), probe.weight, probe.bias,
                               probe.stride, probe.padding, probe.dilation, probe.groups, probe.deform_groups)
         err = float((seen["out"].double() - torch.from_numpy(want)).abs().max())
         assert err <= 1e-4 * max(1.0, float(abs(want).max())), f"{name}: {err}"
+
+
+def test_mmdet3d_centerpoint_dcn_head_trains_on_mx_dcn():
+    """CenterPoint's DCNSeparateHead (mmdet3d 1.4) with its DCN (v1, groups 4) built from mmcv's config
+    name: both feature-adaptation DCNs run on mx_dcn, a few training steps, one checked against the oracle."""
+    missing = _mmcv_ops_missing()
+    if missing:
+        pytest.skip(missing)
+    try:
+        import mmdet3d.models  # noqa: F401
+        from mmdet3d.registry import MODELS as MMDET3D_MODELS
+    except ImportError as e:
+        pytest.skip(f"mmdet3d is not installed ({e}): pip install mmdet3d==1.4.0")
+    from mmcv.ops import DeformConv2dPack as MmcvDCN
+    from mmengine.registry import DefaultScope
+
+    torch.manual_seed(0)
+    with mx_dcn.use_in_mmcv(), DefaultScope.overwrite_default_scope("mmdet3d"):
+        head = MMDET3D_MODELS.build(dict(
+            type="DCNSeparateHead", in_channels=64, num_cls=3, head_conv=64, final_kernel=3,
+            heads=dict(reg=(2, 2), height=(1, 2), dim=(3, 2), rot=(2, 2), vel=(2, 2)),
+            dcn_config=dict(type="DCN", in_channels=64, out_channels=64, kernel_size=3, padding=1, groups=4)))
+        dcns = [(n, m) for n, m in head.named_modules() if isinstance(m, MmcvDCN)]
+        assert [n for n, _ in dcns] == ["feature_adapt_cls", "feature_adapt_reg"]
+        probe = dcns[0][1]
+        nn.init.normal_(probe.conv_offset.weight, 0, 0.05)
+        seen = {}
+        probe.register_forward_hook(lambda m, args, out: seen.update(x=args[0].detach(), out=out.detach()))
+        head.train()
+        opt = torch.optim.SGD(head.parameters(), lr=0.01)
+        x = torch.randn(2, 64, 16, 16, generator=torch.Generator().manual_seed(1))
+        losses = []
+        for _ in range(3):
+            opt.zero_grad()
+            with record_calls(head, run_kernels=True) as calls:
+                loss = sum(o.square().mean() for o in head(x).values())
+            loss.backward()
+            opt.step()
+            losses.append(float(loss))
+            assert sorted(c.layer for c in calls) == ["feature_adapt_cls", "feature_adapt_reg"]
+        assert all(torch.isfinite(torch.tensor(losses))), losses
+        with torch.no_grad():
+            head(x)
+            offset = probe.conv_offset(seen["x"])
+        want = oracle_forward(seen["x"], offset, None, probe.weight, None, probe.stride, probe.padding,
+                              probe.dilation, probe.groups, probe.deform_groups)
+        err = float((seen["out"].double() - torch.from_numpy(want)).abs().max())
+        assert err <= 1e-4 * max(1.0, float(abs(want).max())), err
 
 
 # --------------------------------------------------------------------------- mx-dcn check on mm models

@@ -9,6 +9,7 @@ from typing import Dict, List, Optional, Tuple
 
 import torch
 
+from ... import settings
 from .device import device_soc
 from .tiling import DEFAULT_VECTOR_CORES, SHAPE_FIELDS, TILING_FIELDS, UB_BYTES, VECTOR_CORES
 
@@ -30,7 +31,7 @@ class SamplingKernels:
 def default_sim_library() -> str:
     """Where ci/ascend_sim.sh puts the model library ($MX_DCN_SIM_BUILD or kernels_ascend/build_sim)."""
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-    build = os.environ.get("MX_DCN_SIM_BUILD", os.path.join(root, "kernels_ascend", "build_sim"))
+    build = settings.get("MX_DCN_SIM_BUILD") or os.path.join(root, "kernels_ascend", "build_sim")
     return os.path.join(build, "libmxdcn_ascend_sim.so")
 
 

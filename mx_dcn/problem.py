@@ -200,12 +200,20 @@ def describe(x, offset, mask, weight, bias=None, stride: IntOrPair = 1, padding:
     device_type = device if device is not None else x.device.type
     if device_type not in ("cpu", "cuda", "npu", "meta", "mps", "xpu", "privateuseone"):
         raise ValueError(f"device: expected 'cpu', 'cuda' or 'npu', got {device_type!r}")
+    check_soc(device_type, soc)
     return Problem(batch=n, in_channels=c_in, height=h, width=w, out_channels=c_out, kernel_h=kh,
                    kernel_w=kw, stride=stride_hw, padding=padding_hw, dilation=dilation_hw,
                    groups=groups, deformable_groups=deformable_groups, out_height=h_out,
                    out_width=w_out, has_mask=mask is not None, has_bias=bias is not None,
                    dtype=x.dtype, device_type=device_type, soc=soc,
                    declared_target=not device_present(device_type))
+
+
+def check_soc(device_type: str, soc: Optional[str]) -> None:
+    """A chip name (soc) describes an NPU: with any other device it is a mistake, not a detail to ignore."""
+    if soc is not None and device_type != "npu":
+        raise ValueError(f"soc: names an NPU chip (e.g. 'Ascend910B2') and needs device 'npu', got soc={soc!r} "
+                         f"with device {device_type!r}")
 
 
 def normalize_bias(bias):

@@ -5,8 +5,8 @@ import argparse
 import os
 import sys
 
-from .args import (PROG, Formatter, UsageError, add_device, dtype_list, emit_json, name_list, prepare_device,
-                   wrap)
+from .args import (PROG, Formatter, UsageError, add_device, dtype_list, emit_json, name_list, output_dir,
+                   prepare_device, wrap)
 
 
 def _regress_finish(args, results, extra: dict) -> int:
@@ -43,6 +43,8 @@ def cmd_regress(args) -> int:
         except (ValueError, OSError) as e:
             raise UsageError(str(e)) from None
         progress_total = sum(1 for e in manifest["cases"] if not args.cases or e["case"] in args.cases)
+    if args.action == "record":
+        output_dir(args.out, "--out")
     progress = regress.Progress(progress_total, enabled=not args.no_progress)
     try:
         if args.action == "run":

@@ -164,7 +164,9 @@ Run it on an idle machine: other processes inflate the times.""")
     p.add_argument("--no-torchvision", action="store_true", help="do not time torchvision even if installed")
     p.add_argument("--threads", type=positive_int, help="torch.set_num_threads before measuring")
     p.add_argument("--json", action="store_true", help="results as JSON on stdout")
-    p.add_argument("--plot", metavar="FILE.png", help="write a bar chart of time per shape")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="also draw the table: median times as bars, labelled with the table's ratios (the "
+                        "file's directory is checked before anything is measured)")
     p.add_argument("--gemm", action="store_true",
                    help="instead, time the forward's tile products (the kernel's tile rows, one thread) by "
                         "mx_dcn's own GEMM and by the BLAS, in GFLOP/s: what MX_DCN_CPU_GEMM chooses between "

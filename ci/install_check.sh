@@ -5,7 +5,8 @@
 #   2. the README's command there, as written: pip install --no-build-isolation .
 #      (a wheel, not editable; the objects ci/setup.sh compiled in build/ are reused, since the torch
 #      and the compiler flags are the same, so this relinks instead of recompiling);
-#   3. torch exactly as before (version, location, every file's size and time: ci/torch_fingerprint.py),
+#   3. the same without --no-build-isolation stops at once, saying why (no torch where pip builds);
+#   4. torch exactly as before (version, location, every file's size and time: ci/torch_fingerprint.py),
 #      mx_dcn imported from that environment with its C++ kernel, and a test subset run against it.
 # Run after ci/setup.sh (ci/test.sh does). The environment is temporary and removed at the end.
 set -euo pipefail
@@ -31,6 +32,16 @@ echo "\$ pip install --no-build-isolation .      (the README's command, in $ENV)
 pip install --no-build-isolation . >"$WORK/install.log" 2>&1 || {
   tail -n 40 "$WORK/install.log"; echo "install_check: the install failed" >&2; exit 1; }
 echo "install_check: installed in $((SECONDS - start)) s"
+
+# Without --no-build-isolation pip builds where torch is absent: that must stop at once and say so
+# (it used to pull the newest torch into the build and start a CUDA build that died).
+iso_start=$SECONDS
+if pip install . >"$WORK/isolated.log" 2>&1; then
+  echo "install_check: an isolated build (no --no-build-isolation) went through; it must refuse" >&2; exit 1
+fi
+grep -q "add --no-build-isolation" "$WORK/isolated.log" ||
+  { tail -n 30 "$WORK/isolated.log"; echo "install_check: the isolated build failed without the message" >&2; exit 1; }
+echo "install_check: without --no-build-isolation pip stops after $((SECONDS - iso_start)) s, saying why"
 
 after=$(python "$ROOT/ci/torch_fingerprint.py")
 if [ "$before" != "$after" ]; then

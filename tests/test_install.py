@@ -129,6 +129,9 @@ def test_the_readme_commands_are_the_ones_ci_runs():
     for command in fresh:
         assert command in readme, command
         assert f'run_documented "{command}"' in setup_sh or f"run_documented '{command}'" in setup_sh, command
+    first = ("bash ci/setup.sh && . .venv/bin/activate && python -m mx_dcn.demo && "
+             "python examples/train_dcn_head.py --steps 30")
+    assert first in readme and f'"{first}"' in open(os.path.join(ROOT, "ci", "test.sh")).read()
     existing = "pip install --no-build-isolation ."
     assert existing in readme and re.search(r"^pip install --no-build-isolation \. ", install_check, re.M)
 

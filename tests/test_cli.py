@@ -514,3 +514,18 @@ def test_the_selection_report_says_rejected_and_unavailable_apart():
     assert block[0].strip().startswith("- c_in_multiple_of_64:") and block[1].strip().startswith("- deformable_groups:")
     if not mx_dcn.get_backend("ascendc").available():
         assert block[2].strip().startswith("and not on this machine, assumed installed on the target ("), report
+
+
+def test_info_flags_bad_values_and_unknown_names_of_mx_dcn_variables(capsys, monkeypatch):
+    for name in [k for k in os.environ if k.startswith("MX_DCN_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("MX_DCN_BACKEND", "foo")
+    monkeypatch.setenv("MX_DCN_STICT", "1")
+    status, out, err = run_main(capsys, "info")
+    assert status == 1 and "1 MX_DCN_* variable(s) with a value mx_dcn rejects" in err
+    assert "  MX_DCN_BACKEND=foo  <- MX_DCN_BACKEND: expected one of cpu, cuda, ascendc, cann, portable" in out
+    assert "  MX_DCN_STICT=1  <- not a variable mx_dcn reads; it has no effect (did you mean MX_DCN_STRICT?)" in out
+    monkeypatch.delenv("MX_DCN_BACKEND")
+    status, out, _ = run_main(capsys, "info", "--json")
+    assert status == 0  # an unknown name is flagged, but breaks nothing
+    assert [e["name"] for e in json.loads(out)["environment"]] == ["MX_DCN_STICT"]

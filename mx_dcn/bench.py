@@ -69,7 +69,7 @@ def _minor_faults() -> Optional[int]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
-def _timed_rounds(fns: Sequence[Callable[[], None]], repeats: int, warmup: int = 1,
+def timed_rounds(fns: Sequence[Callable[[], None]], repeats: int, warmup: int = 1,
                   faults: Optional[List[List[int]]] = None) -> List[List[float]]:
     """Wall times (ms) of each of `fns` over `repeats` rounds, each round running every fn once, back
     to back, so that all contenders of a round see the same machine load (other processes on a shared
@@ -89,7 +89,7 @@ def _timed_rounds(fns: Sequence[Callable[[], None]], repeats: int, warmup: int =
     return times
 
 
-def _paired_ratio(num: Sequence[float], den: Sequence[float]) -> float:
+def paired_ratio(num: Sequence[float], den: Sequence[float]) -> float:
     """Median over rounds of num / den: each ratio compares two runs made seconds apart, so a slow
     spell of the machine scales both and cancels (a ratio of medians lets it move the figure)."""
     return statistics.median(a / b for a, b in zip(num, den))
@@ -157,20 +157,20 @@ def measure(shape_names: Optional[Sequence[str]] = None, repeats: Optional[int] 
             fwdbwd.append(_fwd_bwd(theirs, ours_in))
         fwd_faults: List[List[int]] = [[] for _ in fwd]
         with torch.no_grad():
-            fwd_t = _timed_rounds(fwd, repeats, faults=fwd_faults)
+            fwd_t = timed_rounds(fwd, repeats, faults=fwd_faults)
         ops.reset_workspace_peak()
-        fwdbwd_t = _timed_rounds(fwdbwd, repeats)
+        fwdbwd_t = timed_rounds(fwdbwd, repeats)
         fwd_ms, fwdbwd_ms = [statistics.median(t) for t in fwd_t], [statistics.median(t) for t in fwdbwd_t]
         row = dict(shape=name, dense_fwd_ms=fwd_ms[0], mxdcn_fwd_ms=fwd_ms[1], dense_fwdbwd_ms=fwdbwd_ms[0],
                    mxdcn_fwdbwd_ms=fwdbwd_ms[1], peak_extra_mb=ops.workspace_peak_bytes() / 2 ** 20,
                    dense_fwd_faults=_median_or_none(fwd_faults[0]), mxdcn_fwd_faults=_median_or_none(fwd_faults[1]))
-        row["fwd_ratio"] = _paired_ratio(fwd_t[1], fwd_t[0])
-        row["fwdbwd_ratio"] = _paired_ratio(fwdbwd_t[1], fwdbwd_t[0])
+        row["fwd_ratio"] = paired_ratio(fwd_t[1], fwd_t[0])
+        row["fwdbwd_ratio"] = paired_ratio(fwdbwd_t[1], fwdbwd_t[0])
         row.update(torchvision_fwd_ms=None, torchvision_fwdbwd_ms=None, speedup_fwd=None, speedup_fwdbwd=None)
         if tv is not None:
             row["torchvision_fwd_ms"], row["torchvision_fwdbwd_ms"] = fwd_ms[2], fwdbwd_ms[2]
-            row["speedup_fwd"] = _paired_ratio(fwd_t[2], fwd_t[1])
-            row["speedup_fwdbwd"] = _paired_ratio(fwdbwd_t[2], fwdbwd_t[1])
+            row["speedup_fwd"] = paired_ratio(fwd_t[2], fwd_t[1])
+            row["speedup_fwdbwd"] = paired_ratio(fwdbwd_t[2], fwdbwd_t[1])
         results.append(row)
     return results
 

@@ -1,16 +1,18 @@
 """A short demonstration: one DCNv2 call on the best backend available here, its selection report,
 what an Atlas A2 NPU would do with the same call, and the result checked against the float64 oracle.
 
-    python -m mx_dcn.demo          (also: mx-dcn demo)
+    python -m mx_dcn.demo [--repeats N] [--seed S]
 """
 from __future__ import annotations
 
 import argparse
-import time
+import statistics
 
 import torch
 
 import mx_dcn
+from mx_dcn.bench import paired_ratio, timed_rounds
+from mx_dcn.cli.args import positive_int
 from mx_dcn.testing.cases import within_tolerance
 from mx_dcn.testing.oracle import oracle_forward
 
@@ -19,6 +21,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mx_dcn.demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeats", type=positive_int, default=9,
+                        help="timed calls of each side, after a warm-up (default 9; the median is shown)")
     args = parser.parse_args(argv)
 
     g = torch.Generator().manual_seed(args.seed)
@@ -41,15 +45,16 @@ def main(argv=None) -> int:
                          torch.empty(n, 18, h, w, **meta), torch.empty(c_out, 96, k, k, **meta), None,
                          1, 1, 1, 1, 2, device="npu", soc="Ascend910B2"), "\n")
 
-    out = mx_dcn.modulated_deform_conv2d(*call)  # warm-up
-    start = time.perf_counter()
     out = mx_dcn.modulated_deform_conv2d(*call)
-    elapsed = time.perf_counter() - start
-    start = time.perf_counter()
-    torch.nn.functional.conv2d(x, weight, bias, padding=1)
-    dense = time.perf_counter() - start
-    print(f"ran on '{report.chosen}': output {tuple(out.shape)} in {elapsed * 1e3:.2f} ms "
-          f"(dense conv2d of the same shape: {dense * 1e3:.2f} ms)")
+    # Both sides alike: warmed up, then called in alternation (a slow spell of the machine hits both),
+    # the median of the calls and of the per-call ratios.
+    with torch.no_grad():
+        dense_ms, ours_ms = timed_rounds([lambda: torch.nn.functional.conv2d(x, weight, bias, padding=1),
+                                          lambda: mx_dcn.modulated_deform_conv2d(*call)],
+                                         repeats=args.repeats, warmup=2)
+    print(f"ran on '{report.chosen}': output {tuple(out.shape)}; median of {args.repeats} calls after a warm-up: "
+          f"{statistics.median(ours_ms):.2f} ms, the dense conv2d of the same shape {statistics.median(dense_ms):.2f} "
+          f"ms (ratio {paired_ratio(ours_ms, dense_ms):.2f}; python -m mx_dcn.bench measures more shapes)")
 
     want = torch.from_numpy(oracle_forward(x, offset, mask, weight, bias, 1, 1, 1, 1, 1))
     ok, err, allowed = within_tolerance(out, want, torch.float32)

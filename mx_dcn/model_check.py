@@ -31,7 +31,7 @@ import torch.utils._pytree as pytree
 
 from . import registry
 from .backends.base import Backend
-from .problem import Problem, describe, device_present, parse_dtype
+from .problem import Problem, check_soc, describe, device_present, parse_dtype
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
@@ -107,6 +107,7 @@ def as_target(problem: Problem, device: str, soc: Optional[str], availability: s
     """`problem` re-declared for the target. availability: 'auto' assumes the target's backends are
     installed when the target device is absent here (the registry's rule for declared targets),
     'assume' always does, 'local' never does (what this machine would run)."""
+    check_soc(device, soc)
     return dataclasses.replace(problem, device_type=device, soc=soc,
                                declared_target=assumes_backends(device, availability))
 

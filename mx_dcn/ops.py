@@ -13,8 +13,13 @@ from typing import Optional
 
 import torch
 
+from . import settings
 from .workspace import cache_limit_from_env, get_workspace_budget
 
+# The variables the C++ kernels read themselves (with no useful error of their own for a bad value):
+# checked here before the extension is first used.
+KERNEL_VARIABLES = ("MX_DCN_CPU_ISA", "MX_DCN_CPU_GEMM", "MX_DCN_TILE_KB", "MX_DCN_ROUND_TILES",
+                    "MX_DCN_WORKSPACE_MB", "MX_DCN_WORKSPACE_CACHE_MB", "MX_DCN_DETERMINISTIC")
 _lock = threading.Lock()
 _module = None
 _error: Optional[str] = None
@@ -22,10 +27,11 @@ _error: Optional[str] = None
 
 def load():
     """The extension module mx_dcn._C, loaded and registered once; raises ImportError with the
-    reason when it cannot be loaded."""
+    reason when it cannot be loaded, ValueError naming a variable of KERNEL_VARIABLES set to a bad value."""
     global _module, _error
     if _module is not None:
         return _module
+    settings.check_all(KERNEL_VARIABLES)
     with _lock:
         if _module is None and _error is None:
             try:
@@ -34,7 +40,7 @@ def load():
                 _error = f"mx_dcn._C could not be imported ({type(exc).__name__}: {exc}); build it with " \
                          "`MAX_JOBS=1 python setup.py build_ext --inplace` or `pip install --no-build-isolation -e .`"
             else:
-                _C.set_workspace_cache_limit(cache_limit_from_env())  # a malformed value raises here
+                _C.set_workspace_cache_limit(cache_limit_from_env())
                 _register_python_parts()
                 _module = _C
     if _module is None:

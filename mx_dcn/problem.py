@@ -223,6 +223,7 @@ def describe(x, offset, mask, weight, bias=None, stride: IntOrPair = 1, padding:
     device_type = device if device is not None else x.device.type
     if device_type not in ("cpu", "cuda", "npu", "meta", "mps", "xpu", "privateuseone"):
         raise ValueError(f"device: expected 'cpu', 'cuda' or 'npu', got {device_type!r}")
+    check_soc(device_type, soc)
     # in_channels from the weight (equal to x's, checked above): static even when x's is symbolic.
     return Problem(batch=n, in_channels=c_per_group * groups, height=h, width=w, out_channels=c_out, kernel_h=kh,
                    kernel_w=kw, stride=stride_hw, padding=padding_hw, dilation=dilation_hw,
@@ -250,6 +251,13 @@ def check_layer(in_channels, out_channels, kernel_size: IntOrPair, stride: IntOr
         raise ValueError(f"{deformable_groups_name}: expected a divisor of in_channels={in_channels}, "
                          f"got {deformable_groups}")
     return pairs
+
+
+def check_soc(device_type: str, soc: Optional[str]) -> None:
+    """A chip name (soc) describes an NPU: with any other device it is a mistake, not a detail to ignore."""
+    if soc is not None and device_type != "npu":
+        raise ValueError(f"soc: names an NPU chip (e.g. 'Ascend910B2') and needs device 'npu', got soc={soc!r} "
+                         f"with device {device_type!r}")
 
 
 def normalize_bias(bias):

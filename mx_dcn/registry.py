@@ -20,13 +20,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib
-import os
 import threading
 import warnings
 from typing import Dict, List, Optional, Tuple
 
 import torch
 
+from . import settings
 from .backends.base import DETERMINISTIC_ENV, Backend, Violation
 from .problem import Problem
 
@@ -89,17 +89,15 @@ def chain_for(device_type: str) -> Tuple[str, ...]:
 
 
 def forced_backend() -> Optional[str]:
-    name = getattr(_local, "forced", None) or os.environ.get("MX_DCN_BACKEND") or None
-    if name is not None and name not in _BACKEND_CLASSES:
-        raise ValueError(f"MX_DCN_BACKEND / use_backend: expected one of {list(_BACKEND_CLASSES)}, got {name!r}")
-    return name
+    """The backend `use_backend` or else MX_DCN_BACKEND forces (a bad value raises, naming the valid ones)."""
+    return getattr(_local, "forced", None) or settings.get("MX_DCN_BACKEND")
 
 
 def strict_enabled() -> bool:
     local = getattr(_local, "strict", None)
     if local is not None:
         return local
-    return os.environ.get("MX_DCN_STRICT", "0").lower() in ("1", "true", "yes", "on")
+    return settings.get("MX_DCN_STRICT")
 
 
 @contextlib.contextmanager
@@ -134,7 +132,7 @@ def deterministic_required() -> bool:
     MX_DCN_DETERMINISTIC=1."""
     if torch.are_deterministic_algorithms_enabled() and not torch.is_deterministic_algorithms_warn_only_enabled():
         return True
-    return os.environ.get(DETERMINISTIC_ENV, "0").lower() in ("1", "true", "yes", "on")
+    return bool(settings.get(DETERMINISTIC_ENV))
 
 
 def judge(backend: Backend, problem: Problem) -> Tuple[Violation, ...]:
@@ -211,6 +209,8 @@ class SelectionReport:
         if self.forced:
             lines.append(f"  forced: {self.forced}")
         for name, v in self.backends.items():
+            # The mark says what the call gets from the backend; whether the backend is on this machine
+            # is said apart from it ("rejected" is about the call, "unavailable" about the machine).
             if name == self.chosen:
                 mark = "chosen"
             elif not v.in_chain:
@@ -221,12 +221,17 @@ class SelectionReport:
                 mark = "unavailable"
             else:
                 mark = "not needed"
-            note = ""
-            if not v.available:
-                note = f": not on this machine ({v.reason})" if v.assumed else f": {v.reason}"
-            lines.append(f"  [{mark:>12}] {name}{note}")
+            availability = ""
+            if mark == "unavailable":
+                availability = v.reason
+            elif not v.available:
+                state = "not on this machine, assumed installed on the target" if v.assumed else "unavailable here"
+                availability = f"{state} ({v.reason})"
+            lines.append(f"  [{mark:>12}] {name}" + (f": {availability}" if availability and not v.violations else ""))
             for viol in v.violations:
                 lines.append(f"                 - {viol.rule}: {viol.message}")
+            if availability and v.violations:
+                lines.append(f"                 and {availability}")
         lines.append(f"  => {self.chosen if self.chosen else 'no backend can run this call'}"
                      + (" (fallback)" if self.chosen and self.is_fallback else ""))
         return "\n".join(lines)

@@ -11,25 +11,17 @@ the cache itself lives in the native CPU kernel and is controlled through mx_dcn
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 
-DEFAULT_BUDGET_BYTES = 256 * 1024 * 1024
-DEFAULT_CACHE_BYTES = 64 * 1024 * 1024
+from . import settings
+
 _MIN_BUDGET_BYTES = 1024 * 1024
 _local = threading.local()
 _global_budget = None
 
 
 def _from_env() -> int:
-    raw = os.environ.get("MX_DCN_WORKSPACE_MB")
-    if raw is None:
-        return DEFAULT_BUDGET_BYTES
-    try:
-        mb = float(raw)
-    except ValueError:
-        raise ValueError(f"MX_DCN_WORKSPACE_MB: expected a number of megabytes, got {raw!r}") from None
-    return _check(int(mb * 1024 * 1024), "MX_DCN_WORKSPACE_MB")
+    return int(settings.get("MX_DCN_WORKSPACE_MB") * 1024 * 1024)
 
 
 def _check(nbytes: int, name: str) -> int:
@@ -73,13 +65,4 @@ def chunk_size(total: int, bytes_per_item: int, budget: int = None) -> int:
 
 def cache_limit_from_env() -> int:
     """MX_DCN_WORKSPACE_CACHE_MB in bytes (the default when unset); a ValueError naming it when malformed."""
-    raw = os.environ.get("MX_DCN_WORKSPACE_CACHE_MB")
-    if raw is None or raw == "":
-        return DEFAULT_CACHE_BYTES
-    try:
-        mb = float(raw)
-    except ValueError:
-        mb = float("nan")
-    if not mb >= 0 or mb == float("inf"):
-        raise ValueError(f"MX_DCN_WORKSPACE_CACHE_MB: expected a number of megabytes >= 0, got {raw!r}")
-    return int(mb * 1024 * 1024)
+    return int(settings.get("MX_DCN_WORKSPACE_CACHE_MB") * 1024 * 1024)

@@ -53,7 +53,7 @@ def test_page_faults_are_counted_per_call():
                 m[i * 4096] = 1
 
     faults = [[], []]
-    bench._timed_rounds([touch_fresh_pages, lambda: None], repeats=3, faults=faults)
+    bench.timed_rounds([touch_fresh_pages, lambda: None], repeats=3, faults=faults)
     assert len(faults[0]) == 3 and min(faults[0]) >= pages
     assert len(faults[1]) == 3 and max(faults[1]) < pages
 
@@ -62,9 +62,9 @@ def test_ratios_are_medians_of_per_round_ratios():
     # Round 2 ran during a slow spell (both contenders 10x slower): the paired ratio ignores it, where
     # a ratio of medians (4 / 2 = 2.0) would not.
     ours, dense = [2.0, 40.0, 4.0], [1.0, 20.0, 2.0]
-    assert bench._paired_ratio(ours, dense) == 2.0
+    assert bench.paired_ratio(ours, dense) == 2.0
     ours, dense = [3.0, 5.0, 4.0, 100.0], [1.0, 2.0, 2.0, 10.0]
-    assert bench._paired_ratio(ours, dense) == pytest.approx((2.5 + 3.0) / 2)
+    assert bench.paired_ratio(ours, dense) == pytest.approx((2.5 + 3.0) / 2)
 
 
 def test_torchvision_path_with_a_stand_in(monkeypatch):

@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -464,3 +465,98 @@ def test_check_model_leaves_the_callers_model_unchanged(trace_device):
     hook.remove()
     with pytest.raises(TypeError, match="model"):
         model_check.check_model(lambda x: x, (torch.randn(1),))
+
+
+# --------------------------------------------------------------------------- reviewed behaviours (issue 21)
+
+
+def test_bench_prints_its_table(capsys):
+    """The plain-table path (the JSON path alone let a broken call through)."""
+    status, out, err = run_main(capsys, "bench", "--quick", "--repeats", "1", "--no-torchvision")
+    assert status == 0, err
+    assert "dense fwd" in out and "ratio" in out and "median of the per-round ratios" in out
+
+
+def test_bench_refuses_a_plot_it_could_not_write_before_measuring(capsys, monkeypatch, tmp_path):
+    from mx_dcn import bench
+
+    monkeypatch.setattr(bench, "measure", lambda *a, **k: pytest.fail("measured before checking --plot"))
+    for path, complaint in ((tmp_path / "missing" / "x.png", "does not exist"), (tmp_path, "expected a .png"),
+                            (tmp_path / "dir.png", "is a directory")):
+        (tmp_path / "dir.png").mkdir(exist_ok=True)
+        start = time.perf_counter()
+        status, _, err = run_main(capsys, "bench", "--plot", path)
+        assert time.perf_counter() - start < 1.0
+        assert status == 2 and "--plot" in err and complaint in err, err
+
+
+def test_bench_bad_plot_path_from_the_shell_is_a_usage_error():
+    proc = mx_dcn_cli("bench", "--plot", "/missing/dir/x.png")
+    assert proc.returncode == 2 and "directory '/missing/dir' does not exist" in proc.stderr, proc.stderr
+    no_traceback(proc)
+    assert proc.stdout == ""  # no table: nothing was measured
+
+
+def test_bench_plot_labels_are_the_tables_figures(tmp_path):
+    """A slow spell in one round: the median of the per-round ratios (the table's statistic) is 2.00,
+    the ratio of the medians 5.1. The plot must say what the table says."""
+    from mx_dcn import bench
+    from mx_dcn.cli.bench import plot_bench
+
+    row = dict(shape="n2_c64_64x64", dense_fwd_ms=1.0, mxdcn_fwd_ms=2.0, fwd_ratio=2.0, dense_fwdbwd_ms=2.0,
+               mxdcn_fwdbwd_ms=10.2, fwdbwd_ratio=2.0, torchvision_fwd_ms=30.0, torchvision_fwdbwd_ms=80.0,
+               speedup_fwd=12.5, speedup_fwdbwd=7.25, peak_extra_mb=1.0, dense_fwd_faults=0, mxdcn_fwd_faults=0)
+    labels = plot_bench([row], str(tmp_path / "p.png"))
+    assert (tmp_path / "p.png").stat().st_size > 10_000
+    table_row = bench.format_table([row]).splitlines()[2].split()
+    assert table_row[3] == "2.00" and table_row[6] == "2.00" and table_row[9] == "12.5" and table_row[10] == "7.2"
+    assert labels == ["1 ms", "2.00x dense", "mx 12.5x faster", "2 ms", "2.00x dense", "mx 7.2x faster"]
+    assert not any("5.1" in label for label in labels)
+
+
+def test_check_soc_needs_the_npu(capsys):
+    status, _, err = run_main(capsys, "check", "--input-shape", "2,96,64,64", "--weight-shape", "64,96,3,3",
+                              "--device", "cpu", "--soc", "Ascend910B2")
+    assert status == 2 and "--soc Ascend910B2 names an NPU chip: it needs --device npu, got --device cpu" in err
+    x = torch.empty(1, 64, 8, 8, device="meta")
+    with pytest.raises(ValueError, match="soc: names an NPU chip .* needs device 'npu', got soc='Ascend910B2' "
+                                         "with device 'cpu'"):
+        mx_dcn.explain(x, torch.empty(1, 18, 8, 8, device="meta"), None, torch.empty(64, 64, 3, 3, device="meta"),
+                       None, 1, 1, device="cpu", soc="Ascend910B2")
+
+
+def test_regress_record_refuses_an_output_it_cannot_create(capsys, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    status, _, err = run_main(capsys, "regress", "record", "--out", blocker / "golden", "--cases", "k3x3",
+                              "--no-progress")
+    assert status == 2 and "--out: cannot create directory" in err, err
+
+
+def test_the_selection_report_says_rejected_and_unavailable_apart():
+    meta = dict(device="meta")
+    report = str(mx_dcn.explain(torch.empty(2, 96, 8, 8, **meta), torch.empty(2, 36, 8, 8, **meta),
+                                torch.empty(2, 18, 8, 8, **meta), torch.empty(64, 96, 3, 3, **meta), None,
+                                1, 1, 1, 1, 2, device="npu", soc="Ascend910B2"))
+    lines = report.splitlines()
+    rejected = next(i for i, line in enumerate(lines) if "[    rejected] ascendc" in line)
+    assert lines[rejected].strip() == "[    rejected] ascendc", report  # the verdict line says only that
+    block = lines[rejected + 1:rejected + 4]
+    assert block[0].strip().startswith("- c_in_multiple_of_64:") and block[1].strip().startswith("- deformable_groups:")
+    if not mx_dcn.get_backend("ascendc").available():
+        assert block[2].strip().startswith("and not on this machine, assumed installed on the target ("), report
+
+
+def test_info_flags_bad_values_and_unknown_names_of_mx_dcn_variables(capsys, monkeypatch):
+    for name in [k for k in os.environ if k.startswith("MX_DCN_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("MX_DCN_BACKEND", "foo")
+    monkeypatch.setenv("MX_DCN_STICT", "1")
+    status, out, err = run_main(capsys, "info")
+    assert status == 1 and "1 MX_DCN_* variable(s) with a value mx_dcn rejects" in err
+    assert "  MX_DCN_BACKEND=foo  <- MX_DCN_BACKEND: expected one of cpu, cuda, ascendc, cann, portable" in out
+    assert "  MX_DCN_STICT=1  <- not a variable mx_dcn reads; it has no effect (did you mean MX_DCN_STRICT?)" in out
+    monkeypatch.delenv("MX_DCN_BACKEND")
+    status, out, _ = run_main(capsys, "info", "--json")
+    assert status == 0  # an unknown name is flagged, but breaks nothing
+    assert [e["name"] for e in json.loads(out)["environment"]] == ["MX_DCN_STICT"]

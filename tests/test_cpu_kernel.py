@@ -144,10 +144,16 @@ def test_every_instruction_set_variant(isa, gemm):
 
 
 def test_unknown_gemm_choice_is_a_clear_error():
-    script = "import torch, mx_dcn; mx_dcn.ops.load().kernel_gemm()"
     # with the base set, which has no own GEMM to choose: the setting is checked all the same
     env = dict(os.environ, MX_DCN_CPU_GEMM="fast", MX_DCN_CPU_ISA="base",
                PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    # through mx_dcn: refused before the extension loads (mx_dcn.settings)
+    script = "import torch, mx_dcn; mx_dcn.ops.load().kernel_gemm()"
+    res = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode != 0
+    assert "ValueError: MX_DCN_CPU_GEMM: expected own or blas, got 'fast'" in res.stderr
+    # the extension on its own refuses it too
+    script = "import torch; from mx_dcn import _C; _C.kernel_gemm()"
     res = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode != 0
     assert "MX_DCN_CPU_GEMM=fast: expected own or blas" in res.stderr

@@ -21,7 +21,7 @@ namespace mxdcn {
 
 enum class KernelKind : uint32_t { kIm2col = 0, kCol2im = 1 };
 
-// The shapes of one launch. Coordinates follow DESIGN.md; x is NHWC, offset (P, K, 2) [dy, dx],
+// The shapes of one launch. Coordinates follow docs/design.md; x is NHWC, offset (P, K, 2) [dy, dx],
 // mask (P, K), columns (P, K, C) where P counts the launch's pixels.
 struct DcnShape {
   uint64_t n, h, w, c, ho, wo, kh, kw;

@@ -25,7 +25,7 @@ __aicore__ inline int32_t FloorToInt(float v) {
   return static_cast<float>(t) > v ? t - 1 : t;
 }
 
-// Where one sample lands and how it blends; the rule of mx_dcn/csrc/common/sampling.h (DESIGN.md):
+// Where one sample lands and how it blends; the rule of mx_dcn/csrc/common/sampling.h (docs/design.md):
 // zero outside the open box (-1, H) x (-1, W), corners outside the image count as zero, derivatives
 // on the side of floor(). Corner k: 0 = (y0, x0), 1 = (y0, x0+1), 2 = (y0+1, x0), 3 = (y0+1, x0+1).
 struct Plan {

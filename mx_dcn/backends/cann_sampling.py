@@ -5,7 +5,7 @@ formula of aclnnDeformableConv2d and torch_npu.npu_deformable_conv2d, while its 
 golden floor (hicann/ops-nn, conv/deformable_conv2d: docs/aclnnDeformableConv2d.md,
 op_kernel/deformable_conv2d_base.cpp, tests/assets/golden.py; mx_dcn/testing/cann_model.py models
 both). For a coordinate in (-1, 0) truncation blends rows 0 and 1 with weights 1 - y > 1 and y < 0 (an
-extrapolation), and in (-2, -1) it gives row 0 the weight y + 1 < 0, where mx_dcn (DESIGN.md) gives
+extrapolation), and in (-2, -1) it gives row 0 the weight y + 1 < 0, where mx_dcn (docs/design.md) gives
 (y + 1) * row 0, and 0. Which rule an installed CANN 8.x binary applies cannot be checked without one,
 so every call is converted so that both give mx_dcn's result:
 

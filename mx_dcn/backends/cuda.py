@@ -13,6 +13,7 @@ from typing import List, Optional
 
 import torch
 
+from .. import settings
 from ..problem import FLOATING_DTYPES, Problem
 from .base import AVAILABLE, DETERMINISTIC_ENV, Availability, Backend, Violation, unavailable
 
@@ -24,7 +25,7 @@ _OP = "mx_dcn::deform_conv2d"
 
 def deterministic_requested() -> bool:
     """Whether the CUDA backward uses its deterministic (no float atomics) grad-x path."""
-    return torch.are_deterministic_algorithms_enabled() or os.environ.get(DETERMINISTIC_ENV) in ("1", "true")
+    return torch.are_deterministic_algorithms_enabled() or settings.get(DETERMINISTIC_ENV)
 
 
 def unavailability_reason(torch_version: str, torch_cuda: Optional[str], load_error: Optional[str],

@@ -102,6 +102,28 @@ def emit_json(obj) -> None:
     sys.stdout.write("\n")
 
 
+def output_file(path: str, option: str) -> None:
+    """UsageError unless `path` can be written. Checked before any work, so that a long run cannot end
+    in an error about where to put its result."""
+    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UsageError(f"{option}: {path!r} is a directory; expected a file name")
+    if not os.path.isdir(parent):
+        raise UsageError(f"{option}: directory {parent!r} does not exist (for {path!r})")
+    if not os.access(parent, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise UsageError(f"{option}: {path!r} is not writable")
+
+
+def output_dir(path: str, option: str) -> None:
+    """Create directory `path` (and its parents) now, or UsageError saying why it cannot be."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"{option}: cannot create directory {path!r}: {e.strerror or e}") from None
+    if not os.access(path, os.W_OK):
+        raise UsageError(f"{option}: directory {path!r} is not writable")
+
+
 def prepare_device(device: str) -> None:
     """Make `device` usable for running kernels here, or raise UsageError saying why not."""
     from ..model_check import ensure_device_runtime

@@ -6,7 +6,7 @@ import importlib.util
 import sys
 from typing import List
 
-from .args import PROG, Formatter, UsageError, emit_json, name_list, positive_int, wrap
+from .args import PROG, Formatter, UsageError, emit_json, name_list, output_file, positive_int, wrap
 
 
 def cmd_bench(args) -> int:
@@ -24,6 +24,7 @@ def cmd_bench(args) -> int:
             raise UsageError("--plot needs matplotlib: pip install matplotlib (or mx_dcn[plot])")
         if not args.plot.lower().endswith(".png"):
             raise UsageError(f"--plot: expected a .png file name, got {args.plot!r}")
+        output_file(args.plot, "--plot")
     names = args.shapes
     if names:
         unknown = [n for n in names if n not in bench.SHAPES]
@@ -49,7 +50,7 @@ def cmd_bench(args) -> int:
         if args.json:
             emit_json(rows)
         else:
-            print(bench.format_gemmtable(rows))
+            print(bench.format_gemm_table(rows))
         return 0
     progress = regress_progress = None
     if not args.json:
@@ -70,7 +71,7 @@ def cmd_bench(args) -> int:
     if args.json:
         emit_json(results)
     else:
-        print(bench.formattable(results))
+        print(bench.format_table(results))
     if args.plot:
         plot_bench(results, args.plot)
         print(f"wrote {args.plot}", file=sys.stderr)
@@ -112,34 +113,49 @@ def npu_estimate(args) -> int:
     return 0
 
 
-def plot_bench(results: List[dict], path: str) -> None:
-    """Two panels (forward, forward+backward): time per shape for dense conv, mx_dcn and each peer
-    measured, each bar labelled with its multiple of the dense conv. Linear axis from 0, switched to
-    log only when the times span more than 20x (so small bars stay visible, never misleadingly)."""
+# What each bar is labelled with: the table's own figures (bench.format_table), never recomputed from
+# the bars' medians -- a ratio of medians differs from the median of per-round ratios the table shows.
+_SERIES = (("dense conv (F.conv2d)", "dense"), ("mx_dcn", "mxdcn"), ("torchvision", "torchvision"))
+_PHASES = (("forward", "fwd"), ("forward + backward", "fwdbwd"))
+
+
+def bar_label(row: dict, key: str, phase: str) -> str:
+    """The label above one bar: the dense conv's time, mx_dcn's ratio to it and torchvision's time over
+    mx_dcn's, as the table prints them (ratio, and speed-up 'x')."""
+    if key == "dense":
+        return f"{row[f'dense_{phase}_ms']:.3g} ms"
+    if key == "mxdcn":
+        return f"{row[f'{phase}_ratio']:.2f}x dense"
+    speedup = row.get(f"speedup_{phase}")
+    return f"mx {speedup:.1f}x faster" if speedup is not None else ""
+
+
+def plot_bench(results: List[dict], path: str) -> List[str]:
+    """Two panels (forward, forward+backward): the median time per shape of the dense conv, mx_dcn and
+    each peer measured, labelled as `bar_label` says. Linear axis from 0, switched to log only when the
+    times span more than 20x (so small bars stay visible, never misleadingly). Returns the labels drawn."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    series = [("dense conv (F.conv2d)", "dense"), ("mx_dcn", "mxdcn"), ("torchvision", "torchvision")]
-    series = [(label, key) for label, key in series
-              if any(r.get(f"{key}_fwd_ms") is not None for r in results)]
+    series = [(label, key) for label, key in _SERIES if any(r.get(f"{key}_fwd_ms") is not None for r in results)]
     shapes = [str(r["shape"]) for r in results]
     fig, axes = plt.subplots(2, 1, figsize=(max(7, 0.6 * len(shapes) * len(series) + 3), 8.5))
     width = 0.8 / len(series)
-    for ax, (phase, suffix) in zip(axes, (("forward", "fwd_ms"), ("forward + backward", "fwdbwd_ms"))):
-        values = [r.get(f"{key}_{suffix}") for r in results for _, key in series]
-        values = [v for v in values if v]
+    drawn = []
+    for ax, (title, phase) in zip(axes, _PHASES):
+        values = [v for r in results for _, key in series if (v := r.get(f"{key}_{phase}_ms"))]
         for k, (label, key) in enumerate(series):
             for i, r in enumerate(results):
-                y = r.get(f"{key}_{suffix}")
+                y = r.get(f"{key}_{phase}_ms")
                 if y is None:
                     continue
                 x = i + (k - (len(series) - 1) / 2) * width
                 ax.bar(x, y, width, color=f"C{k}", label=label if i == 0 else None)
-                dense = r.get(f"dense_{suffix}")
-                text = f"{y:.3g} ms" if key == "dense" else f"{y / dense:.1f}x" if dense else ""
-                ax.annotate(text, (x, y), ha="center", va="bottom", fontsize=8)
+                text = bar_label(r, key, phase)
+                ax.annotate(text, (x, y), ha="center", va="bottom", fontsize=7)
+                drawn.append(text)
         if values and max(values) / min(values) > 20:
             ax.set_yscale("log")
             ax.set_ylim(bottom=min(values) / 2)
@@ -150,14 +166,16 @@ def plot_bench(results: List[dict], path: str) -> None:
         ax.set_xticks(range(len(shapes)))
         ax.set_xticklabels(shapes, rotation=20 if len(shapes) > 2 else 0, ha="right" if len(shapes) > 2 else "center",
                            fontsize=8)
-        ax.set_title(phase, fontsize=11)
+        ax.set_title(title, fontsize=11)
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=8, loc="upper left")
-    fig.suptitle("Deformable conv 3x3 fp32 vs the dense conv of the same shape\n"
-                 "(label above a bar: its time / dense conv time)", fontsize=10)
+    fig.suptitle("Deformable conv 3x3 fp32 vs the dense conv of the same shape: bars are median times; labels\n"
+                 "are the table's figures (median of the per-round ratios: mx_dcn / dense, torchvision / mx_dcn)",
+                 fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return drawn
 
 
 # --------------------------------------------------------------------------- the parser
@@ -193,7 +211,9 @@ are computed, not measured).""")
     p.add_argument("--no-torchvision", action="store_true", help="do not time torchvision even if installed")
     p.add_argument("--threads", type=positive_int, help="torch.set_num_threads before measuring")
     p.add_argument("--json", action="store_true", help="results as JSON on stdout")
-    p.add_argument("--plot", metavar="FILE.png", help="write a bar chart of time per shape")
+    p.add_argument("--plot", metavar="FILE.png",
+                   help="also draw the table: median times as bars, labelled with the table's ratios (the "
+                        "file's directory is checked before anything is measured)")
     p.add_argument("--gemm", action="store_true",
                    help="instead, time the forward's tile products (the kernel's tile rows, one thread) by "
                         "mx_dcn's own GEMM and by the BLAS, in GFLOP/s: what MX_DCN_CPU_GEMM chooses between "

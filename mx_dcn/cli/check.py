@@ -67,6 +67,8 @@ def _target_line(args, assumed: bool) -> str:
 def cmd_check(args) -> int:
     from .. import model_check
 
+    if args.soc is not None and args.device != "npu":
+        raise UsageError(f"--soc {args.soc} names an NPU chip: it needs --device npu, got --device {args.device}")
     model_check.ensure_device_runtime(args.device)
     if args.model or args.config:
         if args.weight_shape is not None:

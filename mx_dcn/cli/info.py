@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
-import os
 import sys
 from typing import Optional
 
-from .args import DEVICES, Formatter, emit_json, table, wrap
+from .args import DEVICES, PROG, Formatter, emit_json, table, wrap
 
 
 def _version(dist: str) -> Optional[str]:
@@ -54,12 +53,19 @@ def _cpu_kernel_dispatch() -> str:
     """What the C++ CPU kernel runs on this machine ("avx512 sampling, own GEMM"), or why it cannot say."""
     from .. import ops
 
-    if ops.load_error() is not None:
-        return "not built"
     try:
+        if ops.load_error() is not None:
+            return "not built"
         mod = ops.load()
         return f"{mod.kernel_isa()} sampling, {mod.kernel_gemm()} GEMM"
     except Exception as e:  # e.g. a bad MX_DCN_CPU_ISA: info reports it instead of failing
+        return f"error: {e}"
+
+
+def _mib(read) -> str:
+    try:
+        return str(read() // (1024 * 1024))
+    except ValueError as e:  # a bad MX_DCN_WORKSPACE_*: flagged under Environment
         return f"error: {e}"
 
 
@@ -99,21 +105,21 @@ def cmd_info(args) -> int:
         except Exception as e:  # a backend module that fails to import is reported, not fatal
             backends.append({"name": name, "devices": [], "available": False,
                              "reason": f"failed to load: {type(e).__name__}: {e}", "description": ""})
+    from .. import settings as env_settings
     from ..workspace import cache_limit_from_env, get_workspace_budget
 
-    settings = {"MX_DCN_BACKEND": os.environ.get("MX_DCN_BACKEND", ""),
-                "MX_DCN_STRICT": os.environ.get("MX_DCN_STRICT", ""),
-                "workspace budget (MiB)": get_workspace_budget() // (1024 * 1024),
-                "workspace cache (MiB)": cache_limit_from_env() // (1024 * 1024),
-                "MX_DCN_CPU_ISA": os.environ.get("MX_DCN_CPU_ISA", ""),
-                "MX_DCN_CPU_GEMM": os.environ.get("MX_DCN_CPU_GEMM", ""),
+    settings = {"workspace budget (MiB)": _mib(get_workspace_budget),
+                "workspace cache (MiB)": _mib(cache_limit_from_env),
                 "CPU kernel": _cpu_kernel_dispatch()}
+    environment = env_settings.report()
+    bad_values = [e for e in environment if e["problem"] and e["read_by"]]
     chains = {d: list(registry.chain_for(d)) for d in DEVICES}
     npu = _npu_section()
     if args.json:
         emit_json({"versions": versions, "peers": peers, "devices": devices, "backends": backends,
-                    "chains": chains, "settings": settings, "npu": npu, "notes": [npu_note] if npu_note else []})
-        return 0
+                    "chains": chains, "settings": settings, "npu": npu, "environment": environment,
+                    "notes": [npu_note] if npu_note else []})
+        return 1 if bad_values else 0
     out = ["Versions:"]
     out += [f"  {k:<14} {v if v else 'not installed'}" for k, v in versions.items()]
     out += ["Peers (for comparisons):"]
@@ -138,16 +144,26 @@ def cmd_info(args) -> int:
             out += [f"  {b['name']}:"] + [f"    {limit}" for limit in b.get("limits") or ["(none: any valid call)"]]
     out += ["Preference per device: " + "; ".join(f"{d}: {' -> '.join(c)}" for d, c in chains.items())]
     out += ["Settings: " + ", ".join(f"{k}={v!s}" for k, v in settings.items())]
+    out += ["Environment (MX_DCN_* variables set):"]
+    out += [f"  {e['name']}={e['value']}" + (f"  <- {e['problem']}" if e["problem"] else "") for e in environment]
+    if not environment:
+        out.append("  none")
     print("\n".join(out))
-    return 0
+    if bad_values:
+        print(f"{PROG} info: {len(bad_values)} MX_DCN_* variable(s) with a value mx_dcn rejects (above); "
+              "mx_dcn/settings.py lists every variable and its valid values", file=sys.stderr)
+    return 1 if bad_values else 0
 
 
 def register(sub) -> None:
     p = sub.add_parser("info", formatter_class=Formatter, help="versions, devices and backend availability",
                        description=wrap("Show versions (mx_dcn, torch, torch_npu, CANN), devices this process "
-                                   "sees, every backend's availability with the reason when unavailable, and "
-                                   "the NPU pieces the ascendc backend needs (CANN toolkit, torch_npu, the "
-                                   "mx_dcn op package, the torch_npu glue), each missing one by rule name."),
+                                   "sees, every backend's availability with the reason when unavailable, "
+                                   "each backend's determinism and the NPU backends' limits, the NPU pieces "
+                                   "the ascendc backend needs (CANN toolkit, torch_npu, the mx_dcn op package, "
+                                   "the torch_npu glue), each missing one by rule name, and the MX_DCN_* "
+                                   "variables set, flagging values mx_dcn rejects and names it does not read. "
+                                   "Exit status 1 when a value would be rejected."),
                        epilog="examples:\n  mx-dcn info\n  mx-dcn info --json | python -c "
                               "\"import json,sys; print(json.load(sys.stdin)['backends'])\"")
     p.add_argument("--json", action="store_true", help="machine-readable output")

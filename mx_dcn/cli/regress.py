@@ -6,8 +6,8 @@ import os
 import sys
 
 from . import model_source
-from .args import (PROG, Formatter, UsageError, add_device, dtype_list, emit_json, name_list, prepare_device,
-                   wrap)
+from .args import (PROG, Formatter, UsageError, add_device, dtype_list, emit_json, name_list, output_dir,
+                   prepare_device, wrap)
 
 DEFAULT_DTYPE = "float32"
 
@@ -33,6 +33,8 @@ def cmd_regress(args) -> int:
     from .. import regress
 
     prepare_device(args.device)
+    if args.action == "record":
+        output_dir(args.out, "--out")
     if args.action == "record" and (args.model or args.config):
         return _record_model(args)
     if args.action in ("run", "record") and args.dtype is None:
@@ -50,6 +52,8 @@ def cmd_regress(args) -> int:
         except (ValueError, OSError) as e:
             raise UsageError(str(e)) from None
         progress_total = sum(1 for e in manifest["cases"] if not args.cases or e["case"] in args.cases)
+    if args.action == "record":
+        output_dir(args.out, "--out")
     progress = regress.Progress(progress_total, enabled=not args.no_progress)
     try:
         if args.action == "run":

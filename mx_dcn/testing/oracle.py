@@ -1,5 +1,5 @@
 """An independent float64 reference: a direct loop over (image, deformable group, tap, output pixel),
-written in NumPy from the definition in DESIGN.md and sharing no code with any backend.
+written in NumPy from the definition in docs/design.md and sharing no code with any backend.
 
 It is slow on purpose (clarity over speed) and vectorises only over the channels of one group.
 Used by the tests and by `mx-dcn regress` as the ground truth.

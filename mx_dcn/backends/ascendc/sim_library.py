@@ -11,6 +11,8 @@ import os
 import subprocess
 import threading
 
+from ... import settings
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 BUILD_SCRIPT = os.path.join(ROOT, "ci", "ascend_sim.sh")
 _SOURCES = [os.path.join(ROOT, "kernels_ascend", d) for d in ("op_kernel", "op_host", "sim")]
@@ -23,7 +25,7 @@ class SimLibraryError(RuntimeError):
 
 def default_sim_library() -> str:
     """Where ci/ascend_sim.sh puts the model library ($MX_DCN_SIM_BUILD or kernels_ascend/build_sim)."""
-    build = os.environ.get("MX_DCN_SIM_BUILD", os.path.join(ROOT, "kernels_ascend", "build_sim"))
+    build = settings.get("MX_DCN_SIM_BUILD") or os.path.join(ROOT, "kernels_ascend", "build_sim")
     return os.path.join(build, "libmxdcn_ascend_sim.so")
 
 

@@ -1,7 +1,7 @@
 // The one source of truth for deformable-convolution sampling math, shared by the CPU kernel
 // (mx_dcn/csrc/cpu) and the CUDA kernels (kernels_cuda). Framework-free: no torch, no CUDA runtime.
 //
-// Semantics (see DESIGN.md): a sample at (y, x) of an H x W plane is 0 when y <= -1, y >= H,
+// Semantics (docs/design.md): a sample at (y, x) of an H x W plane is 0 when y <= -1, y >= H,
 // x <= -1 or x >= W; otherwise it is the bilinear blend of its four corners, a corner outside the
 // plane counting as 0. Outside that open box no gradient flows. At integer coordinates the
 // derivative is taken on the side of floor(y) / floor(x), as mmcv, torchvision and Paddle do.

@@ -159,6 +159,7 @@ class BackendVerdict:
     violations: Tuple[Violation, ...]
     in_chain: bool                  # serves the call's device type
     assumed: bool = False           # unavailable here, but assumed present on a declared target
+    missing: Tuple[str, ...] = ()   # the rule names of the missing pieces, when the backend names them
 
     @property
     def usable(self) -> bool:
@@ -224,6 +225,9 @@ class SelectionReport:
             availability = ""
             if mark == "unavailable":
                 availability = v.reason
+            elif v.assumed and v.missing:  # the reasons matter on this machine only: `mx-dcn info` has them
+                availability = (f"not on this machine (missing {', '.join(v.missing)}), assumed installed "
+                                "on the target")
             elif not v.available:
                 state = "not on this machine, assumed installed on the target" if v.assumed else "unavailable here"
                 availability = f"{state} ({v.reason})"
@@ -248,7 +252,8 @@ def select(problem: Problem) -> SelectionReport:
         violations = judge(backend, problem) if in_chain else ()
         verdicts[name] = BackendVerdict(name, bool(availability), "" if availability else availability.reason,
                                         violations, in_chain,
-                                        assumed=in_chain and problem.declared_target and not availability)
+                                        assumed=in_chain and problem.declared_target and not availability,
+                                        missing=tuple(v.rule for v in availability.missing))
     forced = forced_backend()
     if forced is not None:
         chosen = forced if verdicts[forced].usable else None  # must serve the device, too

@@ -35,13 +35,13 @@ echo "sanitize: copying sources to $WORK"
 tar -C "$ROOT" -cf - --exclude=.git --exclude='./build' --exclude='*.so' --exclude='*.o' \
     --exclude='__pycache__' --exclude='.hypothesis' --exclude='.pytest_cache' --exclude='*.egg-info' \
     --exclude='./kernels_ascend/build*' --exclude='./kernels_cuda/build*' --exclude='./out' \
-    $(cd "$ROOT" && ls -d setup.py mx_dcn tests kernels_cuda 2>/dev/null) | tar -C "$WORK" -xf -
+    $(cd "$ROOT" && ls -d setup.py build_npu.py mx_dcn tests kernels_cuda 2>/dev/null) | tar -C "$WORK" -xf -
 
 echo "sanitize: building mx_dcn._C with ASan+UBSan (MAX_JOBS=${MAX_JOBS:-2})"
 start=$(date +%s)
 # float-cast-overflow is not part of -fsanitize=undefined in gcc; a float -> int conversion of an
 # out-of-range coordinate is exactly the bug class the sampling code must avoid, so add it.
-(cd "$WORK" && CFLAGS="-fsanitize=float-cast-overflow" MX_DCN_SANITIZE=1 MX_DCN_WITH_CUDA=0 \
+(cd "$WORK" && CFLAGS="-fsanitize=float-cast-overflow" MX_DCN_SANITIZE=1 MX_DCN_WITH_CUDA=0 MX_DCN_WITH_NPU=0 \
    MAX_JOBS=${MAX_JOBS:-2} "$PY" setup.py build_ext --inplace >"$WORK/build.log" 2>&1) || {
   tail -n 40 "$WORK/build.log"; echo "sanitize: build failed" >&2; exit 1; }
 echo "sanitize: built in $(( $(date +%s) - start )) s"

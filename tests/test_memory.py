@@ -90,13 +90,10 @@ print(grown * 1024)
 
 
 # Not strict: peak RSS depends on the allocator (under the sanitizer's allocator it stays in bounds).
-_GROWS_WITH_BATCH = pytest.mark.xfail(strict=False, reason=(
-    "known gap, reported: under a 4 MiB budget the portable backend's peak RSS grows with the batch "
-    "(~+68 MiB over its results at N=16, ~+100 MiB at N=32, glibc malloc)"))
-
-
-@pytest.mark.parametrize("backend", [pytest.param(b, marks=_GROWS_WITH_BATCH) if b == "portable" else b
-                                     for b in BACKENDS])
+# The cpu kernel only: the portable backend's peak RSS under a 4 MiB budget depends on glibc's
+# allocator and grows with the batch (~+68 MiB over its results at N=16, ~+100 MiB at N=32; a known
+# gap, docs/reliability.md), so a check of it could not fail reliably -- and took ~100 s of CI.
+@pytest.mark.parametrize("backend", [b for b in BACKENDS if b != "portable"])
 @pytest.mark.skipif("libasan" in os.environ.get("LD_PRELOAD", ""),
                     reason="peak RSS under AddressSanitizer's allocator says nothing about production")
 def test_peak_memory_of_a_large_batch_is_bounded_by_the_budget(backend):

@@ -6,7 +6,7 @@ import torch
 
 from mx_dcn.backends.ascendc.algorithm import run_with_kernels
 from mx_dcn.backends.ascendc.kernels import SimError, SimKernels
-from mx_dcn.backends.ascendc.tiling import COL2IM, IM2COL, compute_tiling
+from mx_dcn.backends.ascendc.tiling import COL2IM, IM2COL, SHAPE_FIELDS, UB_BYTES, compute_tiling
 from mx_dcn.problem import describe
 from mx_dcn.testing.cases import CASES as SHARED_CASES
 from mx_dcn.testing.cases import Case
@@ -111,25 +111,32 @@ def test_some_splits_are_uneven():
     assert len(uneven) >= 5, uneven
 
 
-def test_chunked_launches_and_channel_chunks():
-    """A small workspace budget splits the pixels into several launches; a small UB splits the
-    channels into chunks (cTile < C, the last chunk narrower) -- results unchanged."""
-    case = Case("chunked", 2, 256, 10, 12, 8, padding=(1, 1), offsets="outside", mask_kind="zeros")
-    kernels = SimKernels(sim_library(), core_num=5, ub=8 * 1024)
-    with workspace_budget(1024 * 1024):
-        leaves, out, grad_out, p = run_case(case, kernels, seed=3)
-    starts = sorted({launch.shape[15] for launch in kernels.launches})
-    assert len(starts) >= 2, "expected several launches"
-    tiles = {compute_tiling(IM2COL if kernel == "im2col" else COL2IM, shape, 5, 8 * 1024)[1]["cTile"]
-             for kernel, shape, *_ in kernels.launches}
-    assert max(tiles) < 256 and any(256 % t for t in tiles), tiles   # chunked, one with a narrower tail
+def _check_against_oracle(case, leaves, out, grad_out, what):
     args = case.args()
     want = oracle_forward(leaves["x"], leaves["offset"], leaves["mask"], leaves["weight"], leaves["bias"], **args)
-    assert_close(out, want, "chunked forward")
+    assert_close(out, want, f"{what} forward")
     grads = oracle_backward(leaves["x"], leaves["offset"], leaves["mask"], leaves["weight"], leaves["bias"],
                             grad_out, **args)
     for name in ("x", "offset", "mask", "weight", "bias"):
-        assert_close(leaves[name].grad, grads[name], f"chunked grad {name}")
+        if leaves[name] is not None:
+            assert_close(leaves[name].grad, grads[name], f"{what} grad {name}")
+
+
+@pytest.mark.parametrize("ub,window", [(UB_BYTES, True), (96 * 1024, False)], ids=["windows", "no_window"])
+def test_several_launches_windows_and_fetched_samples(ub, window):
+    """A small workspace budget splits the pixels into several launches. With the full UB the tiles
+    read windows of x (and offsets pushing samples outside them fetch their corners on their own);
+    with a small UB there is no window and every sample is fetched -- results unchanged."""
+    case = Case("chunked", 2, 128, 10, 12, 8, padding=(1, 1), offsets="outside", mask_kind="zeros")
+    kernels = SimKernels(sim_library(), core_num=5, ub=ub)
+    with workspace_budget(1024 * 1024):
+        leaves, out, grad_out, p = run_case(case, kernels, seed=3)
+    starts = sorted({launch.shape[SHAPE_FIELDS.index("pixelStart")] for launch in kernels.launches})
+    assert len(starts) >= 2, "expected several launches"
+    windows = {compute_tiling(IM2COL if kernel == "im2col" else COL2IM, shape, 5, ub)[1]["winRows"] > 0
+               for kernel, shape, *_ in kernels.launches}
+    assert windows == {window}, windows
+    _check_against_oracle(case, leaves, out, grad_out, "chunked")
 
 
 def test_half_inputs_are_computed_in_float32_and_cast_back(sim):
@@ -154,7 +161,9 @@ def test_a_tiling_that_overfills_ub_is_stopped_by_the_model():
     """If the tiling believed in a 256 KiB UB, the kernel's buffers would not fit the real 192 KiB:
     the model stops the launch instead of corrupting memory."""
     kernels = SimKernels(sim_library(), core_num=2, ub=256 * 1024)
-    case = Case("wide", 1, 8192, 3, 3, 4, padding=(0, 0))
+    case = Case("wide", 1, 64, 9, 40, 4, padding=(1, 1))
+    shape = (1, 9, 40, 64, 9, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0, 0, 360)
+    assert compute_tiling(IM2COL, shape, 2, 256 * 1024)[1]["ubBytes"] > 192 * 1024
     inputs = case.make_inputs(torch.float32)
     p = describe(*(inputs[k] for k in ("x", "offset", "mask", "weight", "bias")), **case.args())
     with pytest.raises(SimError, match="UB capacity exceeded"):
@@ -184,6 +193,12 @@ TOYS = {
     "v_overwrites_s_input": ["pipe V writes", "pipe S read", "WaitFlag<HardEvent::S_V>"],
     "dst_block_stride_0": [],
     "mte3_overlapping_copies": ["'toy_out'"],
+    "compares_whole_repeats": ["Compares.md"],
+    "cast_round_mode": ["CAST_RINT/FLOOR/CEIL/ROUND/TRUNC"],
+    "count_partial_overlap": ["Add(count)", "100% or not at all"],
+    "select_scalar_mode": ["Select.md"],
+    "brcb_overlap": ["Brcb"],
+    "reduce_block_stride": ["ReduceDataBlock.md"],
 }
 
 
@@ -233,16 +248,27 @@ def test_public_api_runs_the_ascendc_algorithm(monkeypatch):
     assert_close(v1, oracle_forward(t["x"], t["offset"], None, t["weight"], None, **case.args()), "api v1")
 
 
-def test_deterministic_mode_refuses_the_atomic_backward():
-    case = CASES[1][0]
-    kernels = SimKernels(sim_library(), core_num=3)
+def test_deterministic_mode_gives_bitwise_equal_grad_x_whatever_the_block_order():
+    """Under torch.use_deterministic_algorithms(True) col2im runs its deterministic mode (grad_x by input
+    rows, each owned by one block, added in a fixed order): forward and every gradient match the oracle
+    and are bitwise equal with the blocks in ascending, reversed and shuffled order; several launches
+    (a small workspace budget) accumulate into grad_x in launch order."""
+    case = Case("overlapping_samples", 2, 128, 17, 19, 8, padding=(1, 1), offsets="outside")
     previous = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True)
     try:
-        with pytest.raises(RuntimeError, match="col2im adds grad_x atomically"):
-            run_case(case, kernels)
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        with pytest.warns(UserWarning, match="no deterministic implementation"):
-            run_case(case, kernels)
+        runs = []
+        for order, seed in (("ascending", 0), ("reversed", 0), ("shuffled", 5)):
+            kernels = SimKernels(sim_library(), core_num=7, block_order=order, seed=seed)
+            with workspace_budget(1024 * 1024):
+                leaves, out, grad_out, p = run_case(case, kernels, seed=2)
+            col2im = [launch for launch in kernels.launches if launch.kernel == "col2im"]
+            assert len(col2im) >= 2 and all(launch.shape[SHAPE_FIELDS.index("deterministic")] == 1
+                                            for launch in col2im)
+            _check_against_oracle(case, leaves, out, grad_out, f"deterministic {order}")
+            runs.append([leaves[name].grad.clone() for name in ("x", "offset", "mask")])
     finally:
         torch.use_deterministic_algorithms(previous)
+    for other in runs[1:]:
+        for got, want in zip(other, runs[0]):
+            assert torch.equal(got, want)

@@ -16,6 +16,9 @@
 //   sim/sync.h         SetFlag / WaitFlag / PipeBarrier, atomic add
 //   sim/data_copy.h    DataCopy / DataCopyPad between GM and UB
 //   sim/vector_ops.h   the vector instructions (level-0 form: mask, repeats, strides)
+//   sim/vector_count.h the level-2 (count) form: Duplicate, Add, Sub, Mul, And, Adds, Muls
+//   sim/vector_select.h Compares and Select (bit masks)
+//   sim/vector_convert.h Cast (rounding), CreateVecIndex, Brcb, ReduceDataBlock
 // Not modelled: bank conflicts, the cube unit's instructions, fp16 arithmetic, the exact summation
 // order of ReduceSum, instruction-queue depths (the scalar unit never stalls on a full queue).
 #ifndef MXDCN_SIM_KERNEL_OPERATOR_H
@@ -70,5 +73,8 @@ using TEventID = int8_t;
 #include "sim/sync.h"
 #include "sim/data_copy.h"
 #include "sim/vector_ops.h"
+#include "sim/vector_count.h"
+#include "sim/vector_select.h"
+#include "sim/vector_convert.h"
 
 #endif  // MXDCN_SIM_KERNEL_OPERATOR_H

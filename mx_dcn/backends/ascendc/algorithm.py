@@ -1,23 +1,26 @@
 """The algorithm of the AscendC backend (the same on the device and in the tests).
 
-Inputs go channels-last; the output pixels (flattened N*Ho*Wo) are processed in launches that fit the
-workspace budget. Forward, per launch: the im2col kernel samples columns (P, kh*kw, C_in) on the vector
-cores, then torch's matmul (the cube unit through CANN on the device) multiplies them with the weight,
-per convolution group, and adds the bias. Backward, per launch: columns are recomputed for grad weight
-(matmul), grad columns come from a matmul with the weight, and the col2im kernel turns them into grad x
-(atomic adds), grad offset and grad mask.
+x goes channels-last; offsets and masks stay as given (N, C, Ho, Wo): the kernels read a tile's rows of
+every tap from them directly. The output pixels (flattened N*Ho*Wo) are processed in launches that
+fit the workspace budget. Forward, per launch: the im2col kernel samples columns (P, kh*kw, C_in) on
+the vector cores, then torch's matmul (the cube unit through CANN on the device) multiplies them with
+the weight, per convolution group, and adds the bias. Backward, per launch: columns are recomputed for
+grad weight (matmul), grad columns come from a matmul with the weight, and the col2im kernel turns
+them into grad x (accumulated over the launches), grad offset and grad mask (written at the launch's
+pixels).
 
-Determinism: col2im adds grad x atomically across vector cores, so the registry sends calls made under
-torch.use_deterministic_algorithms(True) to a deterministic backend (rule "deterministic"); if the flag
-is set between a forward and its backward, the backward raises (warn_only: warns), like torch's ops.
+Determinism: under torch.use_deterministic_algorithms(True) (also with warn_only) or
+MX_DCN_DETERMINISTIC=1, col2im runs its deterministic mode: grad x summed in a fixed order, bitwise the
+same whatever the order the vector cores run in (kernels_ascend/op_kernel/mx_dcn_col2im.cpp).
 """
 from __future__ import annotations
 
-import warnings
+import os
 
 import torch
 
 from ...problem import Problem
+from ..base import DETERMINISTIC_ENV
 from .kernels import SamplingKernels
 from .tiling import launch_chunks, launch_shape
 
@@ -46,26 +49,17 @@ def _ungroup_columns(p: Problem, grouped: torch.Tensor) -> torch.Tensor:
     return cols.permute(1, 2, 0, 3).reshape(rows, p.kernel_taps, p.in_channels).contiguous()
 
 
-def channels_last(p: Problem, x, offset, mask):
-    """x (N, H, W, C), offset (P, K, 2), mask (P, K) or None: the kernels' layouts (P = N*Ho*Wo)."""
-    pixels = p.batch * p.out_height * p.out_width
-    x_nhwc = x.permute(0, 2, 3, 1).contiguous()
-    off = offset.permute(0, 2, 3, 1).reshape(pixels, p.kernel_taps, 2).contiguous()
-    msk = None if mask is None else mask.permute(0, 2, 3, 1).reshape(pixels, p.kernel_taps).contiguous()
-    return x_nhwc, off, msk
+def channels_last(p: Problem, x):
+    """x (N, C, H, W) -> (N, H, W, C) contiguous: the kernels' layout of the image (a view of a
+    channels_last x costs no copy)."""
+    return x.permute(0, 2, 3, 1).contiguous()
 
 
-
-def _alert_not_deterministic() -> None:
-    """As torch's own non-deterministic ops do under torch.use_deterministic_algorithms(True)."""
-    message = ("mx_dcn ascendc backward: col2im adds grad_x atomically across vector cores, so the order of "
-               "float additions varies from run to run; it has no deterministic implementation, but "
-               "torch.use_deterministic_algorithms(True) is set (calls made with it set go to a deterministic "
-               "backend; this call's forward ran before it was set -- or pass warn_only=True to accept it)")
-    if torch.is_deterministic_algorithms_warn_only_enabled():
-        warnings.warn(message, UserWarning, stacklevel=3)
-    else:
-        raise RuntimeError(message)
+def deterministic_backward() -> bool:
+    """Whether col2im must sum grad x in a fixed order: torch.use_deterministic_algorithms(True) (with
+    or without warn_only: a deterministic implementation exists) or MX_DCN_DETERMINISTIC=1."""
+    return torch.are_deterministic_algorithms_enabled() or \
+        os.environ.get(DETERMINISTIC_ENV, "0").lower() in ("1", "true", "yes", "on")
 
 
 class _AscendCFunction(torch.autograd.Function):
@@ -74,13 +68,13 @@ class _AscendCFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, offset, mask, weight, bias, problem: Problem, kernels: SamplingKernels):
         p = problem
-        x_nhwc, off, msk = channels_last(p, x, offset, mask)
+        x_nhwc = channels_last(p, x)
+        offset, mask = offset.contiguous(), None if mask is None else mask.contiguous()
         w_mat = _weight_matrix(p, weight)
         out = x.new_empty(p.batch * p.out_height * p.out_width, p.out_channels)
         for start, count in launch_chunks(p):
             columns = x.new_empty(count, p.kernel_taps, p.in_channels)
-            kernels.im2col(launch_shape(p, start, count), x_nhwc, off[start:start + count],
-                           None if msk is None else msk[start:start + count], columns)
+            kernels.im2col(launch_shape(p, start, count), x_nhwc, offset, mask, columns)
             rows = torch.bmm(_group_columns(p, columns), w_mat)            # (g, count, C_out/g)
             out[start:start + count] = rows.permute(1, 0, 2).reshape(count, p.out_channels)
         if bias is not None:
@@ -96,35 +90,29 @@ class _AscendCFunction(torch.autograd.Function):
         p, kernels = ctx.problem, ctx.kernels
         need_x, need_off, need_mask, need_w, need_b = ctx.needs_input_grad[:5]
         need_sampling = need_x or need_off or (need_mask and mask is not None)
-        if need_sampling and torch.are_deterministic_algorithms_enabled():
-            _alert_not_deterministic()
-        x_nhwc, off, msk = channels_last(p, x, offset, mask)
+        deterministic = need_sampling and deterministic_backward()
+        x_nhwc = channels_last(p, x)
         w_mat = _weight_matrix(p, weight)
         g = p.groups
         pixels = p.batch * p.out_height * p.out_width
         grad_rows = grad_out.permute(0, 2, 3, 1).reshape(pixels, g, p.out_channels // g)
         grad_x = torch.zeros_like(x_nhwc) if need_sampling else None
-        grad_off = x.new_empty(pixels, p.kernel_taps, 2) if need_sampling else None
-        grad_msk = x.new_empty(pixels, p.kernel_taps) if need_sampling and mask is not None else None
+        grad_off = torch.empty_like(offset) if need_sampling else None
+        grad_msk = torch.empty_like(mask) if need_sampling and mask is not None else None
         grad_w = torch.zeros_like(w_mat) if need_w else None
         for start, count in launch_chunks(p):
-            shape = launch_shape(p, start, count)
             go = grad_rows[start:start + count].permute(1, 0, 2)            # (g, count, C_out/g)
-            chunk_mask = None if msk is None else msk[start:start + count]
             if need_w:
                 columns = x.new_empty(count, p.kernel_taps, p.in_channels)
-                kernels.im2col(shape, x_nhwc, off[start:start + count], chunk_mask, columns)
+                kernels.im2col(launch_shape(p, start, count), x_nhwc, offset, mask, columns)
                 grad_w += torch.bmm(_group_columns(p, columns).transpose(1, 2), go)
             if need_sampling:
                 grad_columns = _ungroup_columns(p, torch.bmm(go, w_mat.transpose(1, 2)))
-                kernels.col2im(shape, x_nhwc, off[start:start + count], chunk_mask, grad_columns, grad_x,
-                               grad_off[start:start + count],
-                               None if grad_msk is None else grad_msk[start:start + count])
-        hw = (p.batch, p.out_height, p.out_width)
+                kernels.col2im(launch_shape(p, start, count, deterministic), x_nhwc, offset, mask, grad_columns,
+                               grad_x, grad_off, grad_msk)
         gx = grad_x.permute(0, 3, 1, 2) if need_x else None
-        goff = grad_off.reshape(*hw, 2 * p.kernel_taps).permute(0, 3, 1, 2) if need_off else None
-        gmask = (grad_msk.reshape(*hw, p.kernel_taps).permute(0, 3, 1, 2)
-                 if need_mask and grad_msk is not None else None)
+        goff = grad_off if need_off else None
+        gmask = grad_msk if need_mask and grad_msk is not None else None
         gw = None
         if need_w:
             gw = grad_w.reshape(g, p.kernel_h, p.kernel_w, p.in_channels // g, p.out_channels // g)

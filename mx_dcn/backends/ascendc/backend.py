@@ -37,12 +37,14 @@ class AscendCBackend(Backend):
               "c_in_multiple_of_64: C_in % 64 == 0 (whole 256-byte rows of 64 fp32 channels)",
               "deformable_groups: deformable_groups == 1",
               "dtype: float32, float16 or bfloat16 (computed in float32); float64 refused",
-              "tiling: what the kernels' tiling cannot fit (UB size, 8-bit repeat counts, 16-bit strides, "
-              "32-bit fields; e.g. about 8000 kernel taps or more)",
-              "deterministic: its backward is not deterministic (see determinism)")
-    deterministic = False
-    determinism = ("col2im adds grad_x with atomic adds from all vector cores, so the order of float additions "
-                   "(the last bits of grad_x) can vary from run to run")
+              "tiling: what the kernels' tiling cannot fit (UB size, 8-bit repeat counts and strides, 16-bit "
+              "strides, 32-bit fields): more than 255 kernel taps, more than 2040 channels, (W - 1) * C > 524280, "
+              "buffers beyond the 192 KiB Unified Buffer (e.g. 15x15 kernels over 1984 channels)")
+    deterministic = True
+    determinism = ("col2im has a deterministic mode, used under torch.use_deterministic_algorithms(True) or "
+                   "MX_DCN_DETERMINISTIC=1: grad_x by input rows, each owned by one vector core and summed in a "
+                   "fixed order (bitwise equal whatever the order the cores run in; tested on the AscendC model "
+                   "with the blocks reversed and shuffled); otherwise grad_x is added atomically")
 
     def __init__(self):
         self._kernels: Optional[NpuKernels] = None

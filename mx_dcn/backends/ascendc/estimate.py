@@ -188,21 +188,20 @@ class _ModelRunner:
     def __init__(self, shape: tuple, sim: SimKernels, seed: int):
         t = _inputs(shape, "cpu", seed)
         self.p = describe(t["x"], t["offset"], t["mask"], t["weight"], t["bias"], padding=1)
-        self.x, self.off, self.msk = channels_last(self.p, t["x"], t["offset"], t["mask"])
+        self.x, self.off, self.msk = channels_last(self.p, t["x"]), t["offset"], t["mask"]
         self.sim, self.seed, self.done = sim, seed, {}
 
     def run(self, kernel: str, shape: tuple):
         if (kernel, shape) in self.done:
             return self.done[(kernel, shape)]
-        start, count = shape[15], shape[16]
-        off, msk = self.off[start:start + count], self.msk[start:start + count]
+        start, count = shape[-2], shape[-1]
         taps, c = self.p.kernel_taps, self.p.in_channels
         if kernel == "im2col":
-            self.sim.im2col(shape, self.x, off, msk, torch.empty(count, taps, c))
+            self.sim.im2col(shape, self.x, self.off, self.msk, torch.empty(count, taps, c))
         else:
             g = torch.Generator().manual_seed(self.seed + start)
-            self.sim.col2im(shape, self.x, off, msk, torch.randn(count, taps, c, generator=g), torch.zeros_like(self.x),
-                            torch.empty(count, taps, 2), torch.empty(count, taps))
+            self.sim.col2im(shape, self.x, self.off, self.msk, torch.randn(count, taps, c, generator=g),
+                            torch.zeros_like(self.x), torch.empty_like(self.off), torch.empty_like(self.msk))
         self.done[(kernel, shape)] = self.sim.last_launch(kernel, shape)
         return self.done[(kernel, shape)]
 

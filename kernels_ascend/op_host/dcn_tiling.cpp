@@ -7,8 +7,10 @@ namespace {
 constexpr uint64_t kU32Max = 0xFFFFFFFFull;
 constexpr uint64_t kExactFloatInt = 1ull << 24;   // integers below this are exact in fp32
 constexpr uint64_t kMaxSlots = 8;                 // staging slots per set (two sets, ping-pong) ...
-constexpr uint64_t kStageBytes = 16384;           // ... of at most this many bytes per set
-constexpr uint64_t kStoreBytes = 24576;           // aim of one column store / grad-column load (rows of C floats)
+constexpr uint64_t kStageBytes = 8192;            // ... of at most this many bytes per set
+// Most bytes of one column store (im2col) / grad-column load (col2im): im2col stores a tile's rows at
+// once where it can; col2im leaves the UB to the windows.
+constexpr uint64_t kRowsBytes[2] = {20480, 8192};
 // Window margins (rows, columns) around a tile's nominal footprint, best first.
 constexpr uint32_t kMargins[][2] = {{3, 4}, {3, 3}, {2, 3}, {2, 2}, {1, 2}, {1, 1}};
 
@@ -20,12 +22,17 @@ uint64_t Max(uint64_t a, uint64_t b) { return a > b ? a : b; }
 uint64_t PlanArrays(KernelKind kind) { return kind == KernelKind::kIm2col ? 17 : 25; }
 
 // Fills the tile fields that follow from T, the margins (window if rows > 0) and the band.
-void SetTile(DcnTilingData& d, uint64_t tile, uint64_t marginY, uint64_t marginX, bool window, uint64_t band) {
+void SetTile(KernelKind kind, DcnTilingData& d, uint64_t tile, uint64_t marginY, uint64_t marginX, bool window,
+             uint64_t band) {
   const uint64_t taps = uint64_t(d.kh) * d.kw;
   d.tilePixels = uint32_t(tile);
   d.tileStride = uint32_t(Align(tile, 8));
   d.planLen = uint32_t(Align(taps * d.tileStride, kRepeatFloats));
-  d.subRows = uint32_t(Min(Min(tile * taps, kMaxRepeat), Max(1, kStoreBytes / (d.c * sizeof(float)))));
+  // Sub-tiles of equal size (the tile's taps x pixels rows, at most kRowsBytes or 255 rows each).
+  const uint64_t rowsBytes = kRowsBytes[static_cast<uint32_t>(kind)];
+  const uint64_t rows = tile * taps, most = Min(kMaxRepeat, Max(1, rowsBytes / (d.c * sizeof(float))));
+  const uint64_t parts = (rows + most - 1) / most;
+  d.subRows = uint32_t((rows + parts - 1) / parts);
   d.slots = uint32_t(Max(1, Min(kMaxSlots, kStageBytes / (4 * d.c * sizeof(float)))));
   d.marginY = window ? uint32_t(marginY) : 0;
   d.marginX = window ? uint32_t(marginX) : 0;
@@ -52,9 +59,9 @@ uint64_t DcnUbBytes(KernelKind kind, const DcnTilingData& d) {
   } else {
     // grad-column rows x 2; four corner products + 32 partial sums; the corner dot products (8 floats
     // per sample); four gather patterns; the tile's grad offsets (and masks) x 2; then the grad_x
-    // accumulator: the window's (atomic mode) or a band of rows (deterministic mode).
+    // accumulator: the window's x 2 (atomic mode) or a band of rows (deterministic mode).
     total += 2 * rows + (4 * c + 32) * f + uint64_t(d.planLen) * 8 * f + 4 * kBlockBytes + 2 * params;
-    total += d.deterministic ? uint64_t(d.bandRows) * d.w * c * f : window;
+    total += d.deterministic ? uint64_t(d.bandRows) * d.w * c * f : 2 * window;
   }
   return total;
 }
@@ -106,7 +113,7 @@ TilingResult ComputeDcnTiling(KernelKind kind, const DcnShape& s, const Platform
   // A window with the widest margins that fits, for the widest tile (down to a quarter of it) ...
   for (const auto& m : kMargins) {
     for (uint64_t tile = first; !fits && tile >= Max(1, first / 4); tile /= 2) {
-      SetTile(d, tile, m[0], m[1], true, band);
+      SetTile(kind, d, tile, m[0], m[1], true, band);
       fits = DcnUbBytes(kind, d) <= platform.ubBytes;
       if (tile == 1) break;
     }
@@ -114,11 +121,16 @@ TilingResult ComputeDcnTiling(KernelKind kind, const DcnShape& s, const Platform
   }
   // ... or none: every sample fetches its corners on its own.
   for (uint64_t tile = first; !fits && tile >= 1; tile /= 2) {
-    SetTile(d, tile, 0, 0, false, band);
+    SetTile(kind, d, tile, 0, 0, false, band);
     fits = DcnUbBytes(kind, d) <= platform.ubBytes;
     if (tile == 1) break;
   }
   if (fits) {
+    // UB left over: more staging slots per round (fewer MTE2 -> V hand-offs), then the band.
+    while (d.slots < kMaxSlots) {
+      ++d.slots;
+      if (DcnUbBytes(kind, d) > platform.ubBytes) { --d.slots; break; }
+    }
     if (d.deterministic) d.bandRows = uint32_t(Min(owned, 1 + (platform.ubBytes - DcnUbBytes(kind, d)) / rowBytes));
     d.ubBytes = uint32_t(DcnUbBytes(kind, d));
     return r;

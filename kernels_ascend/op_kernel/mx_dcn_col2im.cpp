@@ -49,7 +49,7 @@ class DcnCol2im : public DcnKernelBase {
       stageFree_[0] = pipe->AllocEventID<HardEvent::V_MTE2>();
       stageFree_[1] = pipe->AllocEventID<HardEvent::V_MTE2>();
     } else {
-      if (winRows_ > 0) pipe->InitBuffer(gradWinQue_, 1, winRows_ * winCols_ * c_ * sizeof(float));
+      if (winRows_ > 0) pipe->InitBuffer(gradWinQue_, 2, winRows_ * winCols_ * c_ * sizeof(float));
       stageFree_[0] = pipe->AllocEventID<HardEvent::MTE3_MTE2>();
       stageFree_[1] = pipe->AllocEventID<HardEvent::MTE3_MTE2>();
       stageFreeV_[0] = pipe->AllocEventID<HardEvent::MTE3_V>();
@@ -70,11 +70,7 @@ class DcnCol2im : public DcnKernelBase {
       LoadWindow(cur);
       for (;;) {
         const bool more = NextTile(next);
-        if (more) {
-          LoadParams(next);
-          LoadWindow(next);
-        }
-        Compute(cur);
+        Compute(cur, more ? &next : nullptr);
         if (!more) break;
         cur = next;
       }
@@ -87,7 +83,9 @@ class DcnCol2im : public DcnKernelBase {
  private:
   // ------------------------------------------------------------------ the block's own pixels
 
-  __aicore__ inline void Compute(const Tile& t) {
+  // Tile t; `next`'s offsets and window are requested after t's own grad rows and corner copies, which
+  // the vector pipe needs first (a quarter of col2im's samples may be fetched on their own).
+  __aicore__ inline void Compute(const Tile& t, const Tile* next) {
     LocalTensor<float> params = paramQue_.DeQue<float>();
     LocalTensor<float> win;
     if (walkWindows_) win = winQue_.DeQue<float>();
@@ -107,6 +105,10 @@ class DcnCol2im : public DcnKernelBase {
       const uint32_t count = MinU32(subRows_, rows - r0);
       if (r0 + count < rows) LoadGradRows(t, r0 + count);   // the next sub-tile's rows, meanwhile
       SubTile(t, win, gradWin, r0, count);
+    }
+    if (next != nullptr) {
+      LoadParams(*next);
+      LoadWindow(*next);
     }
     PlanReadDone();
     Results(params, t);
@@ -457,7 +459,7 @@ class DcnCol2im : public DcnKernelBase {
   GlobalTensor<float> gradColumnsGm_, gradXGm_, gradOffsetGm_, gradMaskGm_;
   TQue<TPosition::VECIN, 2> gcQue_;
   TQue<TPosition::VECOUT, 2> outQue_;
-  TQue<TPosition::VECOUT, 1> gradWinQue_;
+  TQue<TPosition::VECOUT, 2> gradWinQue_;
   TBuf<TPosition::VECCALC> prodBuf_, dotBuf_, patternBuf_, bandBuf_;
   LocalTensor<float> mw_[4], dots_[4];
   TEventID stageFree_[2], stageFreeV_[2];

@@ -37,7 +37,7 @@ class DcnIm2col : public DcnKernelBase {
     LoadWindow(cur);
     for (;;) {
       const bool more = NextTile(next);
-      if (more) {   // prefetch: its copies run while this tile computes
+      if (more) {   // prefetch: the next window (the largest copy) runs while this tile computes
         LoadParams(next);
         LoadWindow(next);
       }

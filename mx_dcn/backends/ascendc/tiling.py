@@ -46,7 +46,7 @@ TILING_MESSAGES = (
 )
 _BLOCK, _REPEAT, _MAX_REPEAT, _MAX_STRIDE, _MAX_TILE_PIXELS = 32, 64, 255, 65535, 32
 _U32_MAX, _EXACT_FLOAT_INT = 0xFFFFFFFF, 1 << 24
-_MAX_SLOTS, _STAGE_BYTES, _STORE_BYTES = 8, 16384, 24576
+_MAX_SLOTS, _STAGE_BYTES, _ROWS_BYTES = 8, 8192, (20480, 8192)
 _MARGINS = ((3, 4), (3, 3), (2, 3), (2, 2), (1, 2), (1, 1))
 
 
@@ -58,13 +58,15 @@ def _plan_arrays(kind: int) -> int:
     return 17 if kind == IM2COL else 25
 
 
-def _set_tile(d: Dict[str, int], tile: int, margin_y: int, margin_x: int, window: bool, band: int) -> None:
+def _set_tile(kind: int, d: Dict[str, int], tile: int, margin_y: int, margin_x: int, window: bool, band: int) -> None:
     """The tile fields that follow from T, the margins (a window if `window`) and the band (SetTile)."""
     taps = d["kh"] * d["kw"]
     d["tilePixels"] = tile
     d["tileStride"] = _align(tile, 8)
     d["planLen"] = _align(taps * d["tileStride"], _REPEAT)
-    d["subRows"] = min(tile * taps, _MAX_REPEAT, max(1, _STORE_BYTES // (d["c"] * 4)))
+    rows, most = tile * taps, min(_MAX_REPEAT, max(1, _ROWS_BYTES[kind] // (d["c"] * 4)))
+    parts = (rows + most - 1) // most
+    d["subRows"] = (rows + parts - 1) // parts
     d["slots"] = max(1, min(_MAX_SLOTS, _STAGE_BYTES // (4 * d["c"] * 4)))
     d["marginY"] = margin_y if window else 0
     d["marginX"] = margin_x if window else 0
@@ -85,7 +87,7 @@ def ub_bytes(kind: int, d: Dict[str, int]) -> int:
         total += (taps * d["tileStride"] * _BLOCK if d["hasMask"] else 0) + 2 * rows
     else:
         total += 2 * rows + (4 * c + 32) * 4 + d["planLen"] * 8 * 4 + 4 * _BLOCK + 2 * params
-        total += d["bandRows"] * d["w"] * c * 4 if d["deterministic"] else window
+        total += d["bandRows"] * d["w"] * c * 4 if d["deterministic"] else 2 * window
     return total
 
 
@@ -134,8 +136,13 @@ def compute_tiling(kind: int, shape: Sequence[int], core_num: int, ub: int = UB_
     candidates = [(tile, my, mx, True) for my, mx in _MARGINS for tile in tiles(max(1, first // 4))]
     candidates += [(tile, 0, 0, False) for tile in tiles(1)]
     for tile, margin_y, margin_x, window in candidates:
-        _set_tile(d, tile, margin_y, margin_x, window, band)
+        _set_tile(kind, d, tile, margin_y, margin_x, window, band)
         if ub_bytes(kind, d) <= ub:
+            while d["slots"] < _MAX_SLOTS:   # UB left over: more staging slots per round, then the band
+                d["slots"] += 1
+                if ub_bytes(kind, d) > ub:
+                    d["slots"] -= 1
+                    break
             if d["deterministic"]:
                 d["bandRows"] = min(owned, 1 + (ub - ub_bytes(kind, d)) // row_bytes)
             d["ubBytes"] = ub_bytes(kind, d)

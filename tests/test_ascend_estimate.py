@@ -154,8 +154,9 @@ def test_the_estimate_shapes_are_the_benchmark_targets_and_the_bev_stages():
 
 
 def test_the_trace_holds_every_launch_of_both_passes():
-    """On meta tensors: the forward launches im2col and one matmul per launch; the backward im2col,
-    col2im and two matmuls per launch, plus the layout copies, zeroing and bias of the algorithm."""
+    """On meta tensors: the forward launches im2col and one matmul per launch (writing the NCHW output
+    with the bias: baddbmm); the backward im2col, col2im and two matmuls per launch, plus the layout
+    copies and zeroing of the algorithm -- not the channels-last x again (kept from the forward)."""
     n, c, h, w, c_out = shape = (2, 64, 16, 16, 128)
     passes = estimate.trace_passes(shape)
     fwd, bwd = passes["forward"], passes["backward"]
@@ -167,8 +168,9 @@ def test_the_trace_holds_every_launch_of_both_passes():
     assert [f for name, _, f in bwd["ops"] if f] == [matmul_flops, matmul_flops]
     x_bytes = n * c * h * w * 4
     assert ("clone", 2 * x_bytes, 0) in fwd["ops"]          # x to channels-last
+    assert ("clone", 2 * x_bytes, 0) not in bwd["ops"]      # ... once
     assert ("zeros_like", x_bytes, 0) in bwd["ops"]         # grad x zeroed before the atomic adds
-    assert any(name == "add_" for name, _, _ in fwd["ops"])  # bias
+    assert [name for name, _, _ in fwd["ops"]] == ["clone", "clone", "baddbmm"]   # x, weight, product + bias
 
 
 def test_cli_npu_estimate_json_and_table(capsys):

@@ -2,12 +2,14 @@
 
 x goes channels-last; offsets and masks stay as given (N, C, Ho, Wo): the kernels read a tile's rows of
 every tap from them directly. The output pixels (flattened N*Ho*Wo) are processed in launches that
-fit the workspace budget. Forward, per launch: the im2col kernel samples columns (P, kh*kw, C_in) on
-the vector cores, then torch's matmul (the cube unit through CANN on the device) multiplies them with
-the weight, per convolution group, and adds the bias. Backward, per launch: columns are recomputed for
-grad weight (matmul), grad columns come from a matmul with the weight, and the col2im kernel turns
-them into grad x (accumulated over the launches), grad offset and grad mask (written at the launch's
-pixels).
+fit the workspace budget (whole images when one fits). Forward, per launch: the im2col kernel samples
+columns (P, kh*kw, C_in) on the vector cores, then torch's matmul (the cube unit through CANN on the
+device) multiplies them with the weight and adds the bias -- with one convolution group and whole
+images, one batched product writing the NCHW output directly (W (C_out, K*C) x columns^T per image).
+Backward, per launch: columns are recomputed for grad weight, grad columns come from a product of
+grad_out with the weight, and the col2im kernel turns them into grad x (accumulated over the
+launches), grad offset and grad mask (written at the launch's pixels). The backward reuses the
+forward's channels-last x and weight matrix.
 
 Determinism: under torch.use_deterministic_algorithms(True) (also with warn_only) or
 MX_DCN_DETERMINISTIC=1, col2im runs its deterministic mode: grad x summed in a fixed order, bitwise the
@@ -62,6 +64,17 @@ def deterministic_backward() -> bool:
         os.environ.get(DETERMINISTIC_ENV, "0").lower() in ("1", "true", "yes", "on")
 
 
+def _direct(p: Problem) -> bool:
+    """One group and launches of whole images: the products read and write NCHW directly."""
+    plane = p.out_height * p.out_width
+    return p.groups == 1 and all(start % plane == 0 and count % plane == 0 for start, count in launch_chunks(p))
+
+
+def _weight_rows(p: Problem, weight: torch.Tensor) -> torch.Tensor:
+    """(C_out, C_in, kh, kw) -> (C_out, kh*kw*C_in), columns ordered like the columns' (tap, channel)."""
+    return weight.permute(0, 2, 3, 1).reshape(p.out_channels, p.kernel_taps * p.in_channels)
+
+
 class _AscendCFunction(torch.autograd.Function):
     """fp32 in, fp32 out; the kernels' provider does the sampling, torch.matmul the products."""
 
@@ -70,53 +83,84 @@ class _AscendCFunction(torch.autograd.Function):
         p = problem
         x_nhwc = channels_last(p, x)
         offset, mask = offset.contiguous(), None if mask is None else mask.contiguous()
-        w_mat = _weight_matrix(p, weight)
-        out = x.new_empty(p.batch * p.out_height * p.out_width, p.out_channels)
+        direct = _direct(p)
+        w = _weight_rows(p, weight) if direct else _weight_matrix(p, weight)
+        plane, taps_c = p.out_height * p.out_width, p.kernel_taps * p.in_channels
+        if direct:
+            out = x.new_empty(p.batch, p.out_channels, p.out_height, p.out_width)
+        else:
+            rows_out = x.new_empty(p.batch * plane, p.out_channels)
         for start, count in launch_chunks(p):
             columns = x.new_empty(count, p.kernel_taps, p.in_channels)
             kernels.im2col(launch_shape(p, start, count), x_nhwc, offset, mask, columns)
-            rows = torch.bmm(_group_columns(p, columns), w_mat)            # (g, count, C_out/g)
-            out[start:start + count] = rows.permute(1, 0, 2).reshape(count, p.out_channels)
-        if bias is not None:
-            out += bias
-        ctx.problem, ctx.kernels = p, kernels
-        ctx.save_for_backward(x, offset, mask, weight)
+            if direct:   # out[n] = bias + W (C_out, K*C) @ columns[n]^T, per image of the launch
+                images = count // plane
+                target = out[start // plane:start // plane + images].view(images, p.out_channels, plane)
+                cols = columns.view(images, plane, taps_c).transpose(1, 2)
+                weights = w.expand(images, p.out_channels, taps_c)
+                if bias is None:
+                    torch.bmm(weights, cols, out=target)
+                else:
+                    torch.baddbmm(bias.view(1, -1, 1), weights, cols, out=target)
+            else:
+                rows = torch.bmm(_group_columns(p, columns), w)            # (g, count, C_out/g)
+                rows_out[start:start + count] = rows.permute(1, 0, 2).reshape(count, p.out_channels)
+        if not direct:
+            if bias is not None:
+                rows_out += bias
+            out = rows_out.reshape(p.batch, p.out_height, p.out_width, p.out_channels).permute(0, 3, 1, 2).contiguous()
+        ctx.problem, ctx.kernels, ctx.direct = p, kernels, direct
+        ctx.weight_shape = weight.shape
+        ctx.save_for_backward(x_nhwc, offset, mask, w)
         ctx.has_bias = bias is not None
-        return out.reshape(p.batch, p.out_height, p.out_width, p.out_channels).permute(0, 3, 1, 2).contiguous()
+        return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        x, offset, mask, weight = ctx.saved_tensors
-        p, kernels = ctx.problem, ctx.kernels
+        x_nhwc, offset, mask, w = ctx.saved_tensors
+        p, kernels, direct = ctx.problem, ctx.kernels, ctx.direct
         need_x, need_off, need_mask, need_w, need_b = ctx.needs_input_grad[:5]
         need_sampling = need_x or need_off or (need_mask and mask is not None)
         deterministic = need_sampling and deterministic_backward()
-        x_nhwc = channels_last(p, x)
-        w_mat = _weight_matrix(p, weight)
-        g = p.groups
-        pixels = p.batch * p.out_height * p.out_width
-        grad_rows = grad_out.permute(0, 2, 3, 1).reshape(pixels, g, p.out_channels // g)
+        g, plane, taps_c = p.groups, p.out_height * p.out_width, p.kernel_taps * p.in_channels
         grad_x = torch.zeros_like(x_nhwc) if need_sampling else None
         grad_off = torch.empty_like(offset) if need_sampling else None
         grad_msk = torch.empty_like(mask) if need_sampling and mask is not None else None
-        grad_w = torch.zeros_like(w_mat) if need_w else None
+        grad_w = torch.zeros_like(w) if need_w else None
+        if direct:
+            go_all = grad_out.contiguous().view(p.batch, p.out_channels, plane)
+        else:
+            grad_rows = grad_out.permute(0, 2, 3, 1).reshape(p.batch * plane, g, p.out_channels // g)
         for start, count in launch_chunks(p):
-            go = grad_rows[start:start + count].permute(1, 0, 2)            # (g, count, C_out/g)
+            shape = launch_shape(p, start, count)
+            if direct:
+                go = go_all[start // plane:start // plane + count // plane]             # (images, C_out, plane)
+            else:
+                go = grad_rows[start:start + count].permute(1, 0, 2)                    # (g, count, C_out/g)
             if need_w:
-                columns = x.new_empty(count, p.kernel_taps, p.in_channels)
-                kernels.im2col(launch_shape(p, start, count), x_nhwc, offset, mask, columns)
-                grad_w += torch.bmm(_group_columns(p, columns).transpose(1, 2), go)
+                columns = x_nhwc.new_empty(count, p.kernel_taps, p.in_channels)
+                kernels.im2col(shape, x_nhwc, offset, mask, columns)
+                if direct:   # grad W (C_out, K*C) += sum over images of grad_out[n] @ columns[n]
+                    grad_w += torch.bmm(go, columns.view(-1, plane, taps_c)).sum(0)
+                else:
+                    grad_w += torch.bmm(_group_columns(p, columns).transpose(1, 2), go)
             if need_sampling:
-                grad_columns = _ungroup_columns(p, torch.bmm(go, w_mat.transpose(1, 2)))
+                if direct:   # grad columns[n] = grad_out[n]^T @ W
+                    grad_columns = torch.bmm(go.transpose(1, 2), w.expand(go.shape[0], p.out_channels, taps_c))
+                    grad_columns = grad_columns.view(count, p.kernel_taps, p.in_channels)
+                else:
+                    grad_columns = _ungroup_columns(p, torch.bmm(go, w.transpose(1, 2)))
                 kernels.col2im(launch_shape(p, start, count, deterministic), x_nhwc, offset, mask, grad_columns,
                                grad_x, grad_off, grad_msk)
         gx = grad_x.permute(0, 3, 1, 2) if need_x else None
         goff = grad_off if need_off else None
         gmask = grad_msk if need_mask and grad_msk is not None else None
         gw = None
-        if need_w:
+        if need_w and direct:
+            gw = grad_w.view(p.out_channels, p.kernel_h, p.kernel_w, p.in_channels).permute(0, 3, 1, 2)
+        elif need_w:
             gw = grad_w.reshape(g, p.kernel_h, p.kernel_w, p.in_channels // g, p.out_channels // g)
-            gw = gw.permute(0, 4, 3, 1, 2).reshape(weight.shape)
+            gw = gw.permute(0, 4, 3, 1, 2).reshape(ctx.weight_shape)
         gb = grad_out.sum(dim=(0, 2, 3)) if need_b and ctx.has_bias else None
         return gx, goff, gmask, gw, gb, None, None
 

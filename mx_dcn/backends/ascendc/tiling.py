@@ -165,7 +165,11 @@ def pixel_chunk(p: Problem) -> int:
 
 
 def launch_chunks(p: Problem):
-    """(pixel_start, pixel_count) of every launch of a call, in order."""
-    total = p.batch * p.out_height * p.out_width
+    """(pixel_start, pixel_count) of every launch of a call, in order: whole images when one fits the
+    budget (so the matrix products can write the NCHW output directly), else parts of one image."""
+    plane = p.out_height * p.out_width
+    total = p.batch * plane
     step = pixel_chunk(p)
+    if step >= plane:
+        step = step // plane * plane
     return [(start, min(step, total - start)) for start in range(0, total, step)]

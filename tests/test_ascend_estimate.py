@@ -10,7 +10,7 @@ import torch
 from mx_dcn.backends.ascendc import estimate, sim_library
 from mx_dcn.backends.ascendc.algorithm import run_with_kernels
 from mx_dcn.backends.ascendc.kernels import SimKernels
-from mx_dcn.backends.ascendc.tiling import VECTOR_CORES
+from mx_dcn.backends.ascendc.tiling import SHAPE_FIELDS, VECTOR_CORES
 from mx_dcn.problem import describe
 from mx_dcn.testing.cases import Case
 from mx_dcn.testing.oracle import oracle_backward
@@ -156,12 +156,18 @@ def test_the_estimate_shapes_are_the_benchmark_targets_and_the_bev_stages():
 def test_the_trace_holds_every_launch_of_both_passes():
     """On meta tensors: the forward launches im2col and one matmul per launch (writing the NCHW output
     with the bias: baddbmm); the backward im2col, col2im and two matmuls per launch, plus the layout
-    copies and zeroing of the algorithm -- not the channels-last x again (kept from the forward)."""
+    copies and zeroing of the algorithm -- not the channels-last x again (kept from the forward); the
+    deterministic backward the same ops, col2im in its deterministic mode."""
     n, c, h, w, c_out = shape = (2, 64, 16, 16, 128)
     passes = estimate.trace_passes(shape)
     fwd, bwd = passes["forward"], passes["backward"]
     assert [k for k, _ in fwd["kernels"]] == ["im2col"]
     assert [k for k, _ in bwd["kernels"]] == ["im2col", "col2im"]
+    det = passes["det_bwd"]
+    assert det["ops"] == bwd["ops"] and [k for k, _ in det["kernels"]] == ["im2col", "col2im"]
+    flag = SHAPE_FIELDS.index("deterministic")
+    assert [s[flag] for k, s in bwd["kernels"] if k == "col2im"] == [0]
+    assert [s[flag] for k, s in det["kernels"] if k == "col2im"] == [1]
     pixels = n * h * w
     matmul_flops = 2 * pixels * 9 * c * c_out
     assert [f for name, _, f in fwd["ops"] if f] == [matmul_flops]
@@ -178,7 +184,8 @@ def test_cli_npu_estimate_json_and_table(capsys):
     assert status == 0, err
     records = json.loads(out)
     assert [(r["shape"], r["pass"]) for r in records] == [([1, 256, 32, 32, 256], "forward"),
-                                                         ([1, 256, 32, 32, 256], "backward")]
+                                                         ([1, 256, 32, 32, 256], "backward"),
+                                                         ([1, 256, 32, 32, 256], "det_bwd")]
     for r in records:
         assert r["estimate_us"] > r["roofline_us"] > 0 and "ESTIMATE" in r["note"]
         assert r["estimate_us"] == pytest.approx(sum(k["estimate_us"] for k in r["launches"]))
@@ -186,8 +193,11 @@ def test_cli_npu_estimate_json_and_table(capsys):
         assert {"im2col", "matmul (cube)", "torch ops (vector)"} <= kernels
     col2im = next(k for k in records[1]["launches"] if k["kernel"] == "col2im")
     assert col2im["per_pixel"]["scalar_vector_waits"] > 0
+    det = next(k for k in records[2]["launches"] if k["kernel"] == "col2im")
+    assert det["per_pixel"]["gm_bytes"] > 0 and records[2]["estimate_us"] > records[1]["estimate_us"]
     status, out, err = run_main(capsys, "bench", "--npu-estimate", "--shapes", "n1_c256_32x32")
     assert status == 0 and "ESTIMATE" in out and "fwd+bwd" in out and "roofline us" in out, out
+    assert "deterministic backward:" in out and "over the atomic one" in out, out
 
 
 @pytest.mark.parametrize("flag", [["--gemm"], ["--quick"], ["--repeats", "3"], ["--plot", "x.png"]])

@@ -17,6 +17,7 @@ cube peak, vector elements / vector peak); a pass's figures are the sums over it
 from __future__ import annotations
 
 import collections
+import os
 from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
@@ -24,6 +25,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from ...problem import describe
+from ..base import DETERMINISTIC_ENV
 from .algorithm import channels_last, run_with_kernels
 from .kernels import SamplingKernels, SimKernels
 from .sim_library import ensure_sim_library
@@ -107,18 +109,38 @@ def _inputs(shape: tuple, device: str, seed: int = 0) -> dict:
 
 
 def trace_passes(shape: tuple) -> Dict[str, dict]:
-    """The torch ops and sampling launches of the ascendc path's forward and backward for `shape`:
-    {"forward"|"backward": {"ops": [(name, bytes, flops)], "kernels": [(kernel, launch shape)]}}."""
+    """The torch ops and sampling launches of the ascendc path's forward, backward and deterministic
+    backward (col2im's deterministic mode, as under torch.use_deterministic_algorithms(True)) for
+    `shape`: {"forward"|"backward"|"det_bwd": {"ops": [(name, bytes, flops)], "kernels": [(kernel,
+    launch shape)]}}."""
     t = {k: v.requires_grad_(True) for k, v in _inputs(shape, "meta").items()}
     p = describe(t["x"], t["offset"], t["mask"], t["weight"], t["bias"], padding=1)
     recorder = _LaunchRecorder()
     with _OpTrace() as forward:
         out = run_with_kernels(p, t["x"], t["offset"], t["mask"], t["weight"], t["bias"], recorder)
-    launched = len(recorder.calls)
-    with _OpTrace() as backward:
-        out.backward(torch.empty(out.shape, device="meta"))
-    return {"forward": dict(ops=forward.ops, kernels=recorder.calls[:launched]),
-            "backward": dict(ops=backward.ops, kernels=recorder.calls[launched:])}
+    marks = [len(recorder.calls)]
+    traces = []
+    for deterministic in (False, True):
+        for leaf in t.values():   # each backward starts from empty .grad (no accumulation traced)
+            leaf.grad = None
+        # The environment variable rather than torch's flag: the same kernels are chosen, without
+        # torch's filling of uninitialized memory that the flag also switches on.
+        saved = os.environ.get(DETERMINISTIC_ENV)
+        os.environ[DETERMINISTIC_ENV] = "1" if deterministic else "0"
+        try:
+            with _OpTrace() as backward:
+                out.backward(torch.empty(out.shape, device="meta"), retain_graph=not deterministic)
+        finally:
+            if saved is None:
+                del os.environ[DETERMINISTIC_ENV]
+            else:
+                os.environ[DETERMINISTIC_ENV] = saved
+        traces.append(backward.ops)
+        marks.append(len(recorder.calls))
+    calls = recorder.calls
+    return {"forward": dict(ops=forward.ops, kernels=calls[:marks[0]]),
+            "backward": dict(ops=traces[0], kernels=calls[marks[0]:marks[1]]),
+            "det_bwd": dict(ops=traces[1], kernels=calls[marks[1]:marks[2]])}
 
 
 # --------------------------------------------------------------------------- costing the launches
@@ -210,7 +232,8 @@ def npu_estimate(shapes: Optional[Sequence[str]] = None, library: Optional[str] 
                  progress: Optional[Callable[[str], None]] = None, log: Optional[Callable[[str], None]] = None,
                  seed: int = 0) -> List[dict]:
     """The estimate for `shapes` (names of ESTIMATE_SHAPES; default all): one record per (shape, pass)
-    with "shape" [N, C, H, W, C_out], "pass" ("forward" | "backward"), "estimate_us" and
+    with "shape" [N, C, H, W, C_out], "pass" ("forward" | "backward" | "det_bwd": the backward with
+    col2im's deterministic mode), "estimate_us" and
     "roofline_us" (all launches of the pass summed), "pixels" and "launches" (per kernel: launch
     count, estimate, roofline, HBM bytes, FLOPs, the derived counters of the table per output pixel
     and, for the sampling kernels, every model counter summed over blocks per output pixel). `progress(name)` hears
@@ -261,7 +284,7 @@ def npu_estimate(shapes: Optional[Sequence[str]] = None, library: Optional[str] 
 
 def format_estimate(records: List[dict]) -> str:
     """The table: per shape, pass and kernel the counters per output pixel, estimate, roofline and
-    their ratio; a total per pass and for forward + backward."""
+    their ratio; a total per pass, for forward + backward, and the deterministic backward's extra cost."""
     head = (f"{'shape [N,C,H,W,C_out]':<22} {'pass':<8} {'kernel':<19} {'launches':>8} {'HBM B/px':>9} "
             f"{'cube FLOP/px':>12} {'vec instr/px':>12} {'fill':>5} {'scalar/px':>9} {'S<->V/px':>8} "
             f"{'waits/px':>8} {'estimate us':>11} {'roofline us':>11} {'ratio':>6}")
@@ -291,10 +314,16 @@ def format_estimate(records: List[dict]) -> str:
             lines.append(row("", r["pass"], "total", sum(k["launches"] for k in r["launches"]), {},
                              sum(k["hbm_bytes"] for k in r["launches"]) / px,
                              sum(k["flops"] for k in r["launches"]) / px, r["estimate_us"], r["roofline_us"]))
-        if len(passes) == 2:
-            est, roof = sum(r["estimate_us"] for r in passes), sum(r["roofline_us"] for r in passes)
+        by_pass = {r["pass"]: r for r in passes}
+        if "forward" in by_pass and "backward" in by_pass:
+            pair = (by_pass["forward"], by_pass["backward"])
+            est, roof = sum(r["estimate_us"] for r in pair), sum(r["roofline_us"] for r in pair)
             lines.append(f"{'':<22} {'fwd+bwd':<8} {'total':<19} {'':>8} {'':>9} {'':>12} {'':>12} {'':>5} {'':>9} "
                          f"{'':>8} {'':>8} {est:>11.1f} {roof:>11.1f} {est / roof:>6.2f}")
+        if "backward" in by_pass and "det_bwd" in by_pass:
+            extra = by_pass["det_bwd"]["estimate_us"] - by_pass["backward"]["estimate_us"]
+            lines.append(f"{'':<22} deterministic backward: {by_pass['det_bwd']['estimate_us']:.1f} us, "
+                         f"{extra:+.1f} us ({extra / by_pass['backward']['estimate_us']:+.0%}) over the atomic one")
         lines.append("")
     lines += [
         "All counters per output pixel (N*Ho*Wo). Every block of every sampling launch ran on the model; a launch's",

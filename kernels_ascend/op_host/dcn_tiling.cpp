@@ -151,8 +151,8 @@ const char* DcnTilingMessage(TilingStatus status) {
     case TilingStatus::kChannelStride:
       return "more than 2040 channels: a vector repeat stride over channel rows (C/8 blocks) exceeds its 8-bit field";
     case TilingStatus::kUbTooSmall:
-      return "one tile's buffers (or one row of the deterministic grad_x band) do not fit the 192 KiB Unified "
-             "Buffer (too many channels or kernel taps)";
+      return "one tile's buffers (or one row of the deterministic grad_x band) do not fit the Unified Buffer "
+             "(192 KiB less what AscendC reserves: too many channels or kernel taps)";
     case TilingStatus::kNoCores: return "the platform reports no vector cores";
     case TilingStatus::kTooManyTaps: return "more than 255 kernel taps: a repeat count over the taps exceeds 255";
     case TilingStatus::kRowStride:

@@ -30,7 +30,8 @@ constexpr uint32_t kBlockBytes = 32;          // DataCopy granule; UB addresses 
 constexpr uint32_t kRepeatFloats = 64;        // one vector repeat: 256 bytes of fp32
 constexpr uint32_t kMaxRepeat = 255;          // repeatTimes and repeat strides are 8-bit fields
 constexpr uint32_t kMaxBlockStride = 65535;   // DataCopy gaps / block strides are 16-bit fields
-constexpr uint32_t kDefaultUbBytes = 192 * 1024;
+// The UB a kernel may allocate: 192 KiB less the 256 B + 8 KiB AscendC reserves (NPU架构版本2201.md).
+constexpr uint32_t kDefaultUbBytes = 192 * 1024 - 256 - 8 * 1024;
 constexpr uint32_t kMaxTilePixels = 32;       // pixels of one output row per tile
 
 // All uint32_t: the kernel reads them as such.

@@ -39,7 +39,8 @@ class AscendCBackend(Backend):
               "dtype: float32, float16 or bfloat16 (computed in float32); float64 refused",
               "tiling: what the kernels' tiling cannot fit (UB size, 8-bit repeat counts and strides, 16-bit "
               "strides, 32-bit fields): more than 255 kernel taps, more than 2040 channels, (W - 1) * C > 524280, "
-              "buffers beyond the 192 KiB Unified Buffer (e.g. 15x15 kernels over 1984 channels)")
+              "buffers beyond the Unified Buffer (192 KiB less 8.25 KiB AscendC reserves; e.g. 15x15 kernels over "
+              "1984 channels)")
     deterministic = True
     determinism = ("col2im has a deterministic mode, used under torch.use_deterministic_algorithms(True) or "
                    "MX_DCN_DETERMINISTIC=1: grad_x by input rows, each owned by one vector core and summed in a "

@@ -16,7 +16,9 @@ from ...workspace import chunk_size
 # --------------------------------------------------------------------------- platform facts
 
 SOC_PREFIX = "Ascend910B"
-UB_BYTES = 192 * 1024
+# The UB a kernel may allocate: 192 KiB less the 256 B + 8 KiB AscendC reserves (asc-devkit
+# docs/zh/guide/编程指南/高级编程/硬件实现/架构规格/NPU架构版本2201.md).
+UB_BYTES = 192 * 1024 - 256 - 8 * 1024
 # Vector (AIV) cores per SoC: two per AI core. Only the block split depends on it, not feasibility.
 VECTOR_CORES = {"Ascend910B1": 48, "Ascend910B2": 48, "Ascend910B2C": 48, "Ascend910B3": 40, "Ascend910B4": 40}
 DEFAULT_VECTOR_CORES = 40
@@ -38,8 +40,8 @@ TILING_MESSAGES = (
     "a size exceeds the kernel's 32-bit tiling fields",
     "H + 2*pad or W + 2*pad reaches 2^24: sample positions would not be exact in fp32",
     "more than 2040 channels: a vector repeat stride over channel rows (C/8 blocks) exceeds its 8-bit field",
-    "one tile's buffers (or one row of the deterministic grad_x band) do not fit the 192 KiB Unified Buffer "
-    "(too many channels or kernel taps)",
+    "one tile's buffers (or one row of the deterministic grad_x band) do not fit the Unified Buffer "
+    "(192 KiB less what AscendC reserves: too many channels or kernel taps)",
     "the platform reports no vector cores",
     "more than 255 kernel taps: a repeat count over the taps exceeds 255",
     "(W - 1) * C / 8 exceeds 65535: the gap of a corner copy over an image row exceeds the 16-bit field",

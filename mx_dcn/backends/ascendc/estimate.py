@@ -159,6 +159,7 @@ class Costs:
         self.cube_flops = v["cube_cores"] * v["cube_fp32_macs_per_cycle"] * 2 * self.clock
         self.vector_elements = v["vector_cores"] * 64 / v["vec_cycles_per_repeat"] * self.clock   # fp32 / s
         self.vector_cores = int(v["vector_cores"])
+        self.cube_cores = int(v["cube_cores"])
 
 
 def _kernel_launch(launch, costs: Costs) -> dict:
@@ -185,6 +186,37 @@ def _group(kernel_or_op: str) -> str:
     if kernel_or_op in ("im2col", "col2im"):
         return kernel_or_op
     return "matmul (cube)" if kernel_or_op in _MATMULS else "torch ops (vector)"
+
+
+# --------------------------------------------------------------------------- the fused forward, modelled
+
+# A cube core's L1 buffer in a mixed cube/vector kernel: 512 KiB less 256 bytes
+# (asc-devkit docs/zh/guide/编程指南/高级编程/硬件实现/架构规格/NPU架构版本2201.md, the storage table).
+L1_BYTES = 512 * 1024 - 256
+
+
+def fused_forward(p_shape: tuple, im2col: List[dict], matmuls: List[tuple], costs: Costs) -> dict:
+    """What one mixed cube + vector kernel per launch would take instead of im2col + matmul: the vector
+    cores sample as im2col does (their time and bytes as the model ran them), the cube cores multiply
+    what they wrote. On Atlas A2 the AIC and AIV cores pass data through global memory
+    (NPU架构版本2201.md: "AIV与AIC之间通过Global Memory进行数据传递"), so the columns still go out and back
+    in; what fusion saves is the serialisation of the two units (and a launch). Double-buffered, each
+    cube core multiplies at least two chunks, and re-reads the weight for each unless it fits its L1.
+    Per launch: launch overhead + max(the vector cores' critical path, the cube's FLOPs at peak, all
+    HBM bytes at HBM bandwidth)."""
+    n, c, h, w, c_out = p_shape
+    weight_bytes = c_out * 9 * c * 4
+    separate = sum(k["estimate_s"] for k in im2col) + sum(costs.launch_s + max(b / costs.hbm, f / costs.cube_flops)
+                                                           for _, b, f in matmuls)
+    fused, weight_reads = 0.0, 0
+    for k, (_, _, flops) in zip(im2col, matmuls):
+        pixels = flops / (2 * 9 * c * c_out)
+        reads = costs.cube_cores if weight_bytes <= L1_BYTES else 2 * costs.cube_cores
+        weight_reads += reads
+        hbm = k["hbm_bytes"] + pixels * 9 * c * 4 + reads * weight_bytes + pixels * c_out * 4
+        fused += costs.launch_s + max(k["critical_cycles"] / costs.clock, flops / costs.cube_flops, hbm / costs.hbm)
+    return dict(separate_us=separate * 1e6, fused_us=fused * 1e6, saves_us=(separate - fused) * 1e6,
+                weight_reads=weight_reads)
 
 
 # Counters shown per output pixel (sampling kernels).
@@ -257,6 +289,10 @@ def npu_estimate(shapes: Optional[Sequence[str]] = None, library: Optional[str] 
         pixels = shape[0] * shape[2] * shape[3]
         for pass_name, trace in trace_passes(shape).items():
             parts = [(k, _kernel_launch(runner.run(k, s), costs)) for k, s in trace["kernels"]]
+            fusion = None
+            if pass_name == "forward":
+                fusion = fused_forward(shape, [part for _, part in parts],
+                                       [op for op in trace["ops"] if op[0] in _MATMULS], costs)
             parts += [(op[0], _torch_op(op, costs)) for op in trace["ops"]]
             groups: Dict[str, dict] = collections.OrderedDict()
             for kind, part in parts:
@@ -273,9 +309,14 @@ def npu_estimate(shapes: Optional[Sequence[str]] = None, library: Optional[str] 
                         for k, g in groups.items()]
             estimate = sum(g["estimate_s"] for g in groups.values()) * 1e6
             roofline = sum(g["roofline_s"] for g in groups.values()) * 1e6
-            records.append(dict(shape=list(shape), name=name, **{"pass": pass_name}, estimate_us=estimate,
-                                roofline_us=roofline, ratio=estimate / roofline, pixels=pixels, soc=SOC,
-                                launches=launches, note=LABEL))
+            record = dict(shape=list(shape), name=name, **{"pass": pass_name}, estimate_us=estimate,
+                          roofline_us=roofline, ratio=estimate / roofline, pixels=pixels, soc=SOC, launches=launches,
+                          note=LABEL)
+            if fusion is not None:
+                fusion["share_of_forward"] = fusion["saves_us"] / estimate
+                fusion["pays"] = fusion["share_of_forward"] > 0.25
+                record["fusion"] = fusion
+            records.append(record)
     return records
 
 
@@ -320,6 +361,12 @@ def format_estimate(records: List[dict]) -> str:
             est, roof = sum(r["estimate_us"] for r in pair), sum(r["roofline_us"] for r in pair)
             lines.append(f"{'':<22} {'fwd+bwd':<8} {'total':<19} {'':>8} {'':>9} {'':>12} {'':>12} {'':>5} {'':>9} "
                          f"{'':>8} {'':>8} {est:>11.1f} {roof:>11.1f} {est / roof:>6.2f}")
+        if "fusion" in by_pass.get("forward", {}):
+            f = by_pass["forward"]["fusion"]
+            lines.append(f"{'':<22} fused forward (modelled): {f['fused_us']:.1f} us for im2col + matmul's "
+                         f"{f['separate_us']:.1f}, saves {f['saves_us']:.1f} us = {f['share_of_forward']:.0%} of the "
+                         f"forward ({'pays' if f['pays'] else 'does not pay'}: > 25% wanted; weight read "
+                         f"{f['weight_reads']} times)")
         if "backward" in by_pass and "det_bwd" in by_pass:
             extra = by_pass["det_bwd"]["estimate_us"] - by_pass["backward"]["estimate_us"]
             lines.append(f"{'':<22} deterministic backward: {by_pass['det_bwd']['estimate_us']:.1f} us, "

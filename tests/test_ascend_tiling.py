@@ -48,7 +48,8 @@ def _smallest(kind, s):
     parts = (taps + most - 1) // most
     d = dict(s, tilePixels=1, tileStride=8, subRows=(taps + parts - 1) // parts, winRows=0, winCols=0, marginY=0,
              marginX=0)
-    d["planLen"] = (s["kh"] * s["kw"] * 8 + 63) // 64 * 64
+    d["scanPixels"] = 1 if s["deterministic"] else 0
+    d["planLen"] = (taps * 8 + 63) // 64 * 64
     d["slots"] = max(1, min(8, 8192 // (16 * s["c"])))
     d["bandRows"] = 1
     return d

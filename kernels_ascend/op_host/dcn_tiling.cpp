@@ -27,6 +27,7 @@ void SetTile(KernelKind kind, DcnTilingData& d, uint64_t tile, uint64_t marginY,
   const uint64_t taps = uint64_t(d.kh) * d.kw;
   d.tilePixels = uint32_t(tile);
   d.tileStride = uint32_t(Align(tile, 8));
+  d.scanPixels = d.deterministic ? uint32_t(tile) : 0;
   d.planLen = uint32_t(Align(taps * d.tileStride, kRepeatFloats));
   // Sub-tiles of equal size (the tile's taps x pixels rows, at most kRowsBytes or 255 rows each).
   const uint64_t rowsBytes = kRowsBytes[static_cast<uint32_t>(kind)];
@@ -106,32 +107,48 @@ TilingResult ComputeDcnTiling(KernelKind kind, const DcnShape& s, const Platform
   const uint64_t first = Max(1, Min(Min(kMaxTilePixels, s.wo), largest));
 
   // Deterministic col2im: each block owns ceil(N*H / blockDim) input rows and adds their grad_x in
-  // bands of rows: one row while the tile is chosen, then as many as the rest of the UB holds.
+  // bands of rows, each band one walk over the launch: all its rows in one band if they fit half the
+  // UB, else one row while the tile is chosen and as many as the rest of the UB holds after.
   const uint64_t owned = (s.n * s.h + blockDim - 1) / blockDim, rowBytes = s.w * s.c * sizeof(float);
-  const uint64_t band = d.deterministic ? 1 : 0;
+  const uint64_t wholeBand = Min(owned, platform.ubBytes / 2 / rowBytes);
   bool fits = false;
-  // A window with the widest margins that fits, for the widest tile (down to a quarter of it) ...
-  for (const auto& m : kMargins) {
-    for (uint64_t tile = first; !fits && tile >= Max(1, first / 4); tile /= 2) {
-      SetTile(kind, d, tile, m[0], m[1], true, band);
+  for (int attempt = 0; attempt < 2 && !fits; ++attempt) {
+    const uint64_t band = !d.deterministic ? 0 : (attempt == 0 && wholeBand == owned) ? owned : 1;
+    if (attempt == 1 && band != 1) break;
+    // A window with the widest margins that fits, for the widest tile (down to a quarter of it) ...
+    for (const auto& m : kMargins) {
+      for (uint64_t tile = first; !fits && tile >= Max(1, first / 4); tile /= 2) {
+        SetTile(kind, d, tile, m[0], m[1], true, band);
+        fits = DcnUbBytes(kind, d) <= platform.ubBytes;
+        if (tile == 1) break;
+      }
+      if (fits) break;
+    }
+    // ... or none: every sample fetches its corners on its own.
+    for (uint64_t tile = first; !fits && tile >= 1; tile /= 2) {
+      SetTile(kind, d, tile, 0, 0, false, band);
       fits = DcnUbBytes(kind, d) <= platform.ubBytes;
       if (tile == 1) break;
     }
-    if (fits) break;
-  }
-  // ... or none: every sample fetches its corners on its own.
-  for (uint64_t tile = first; !fits && tile >= 1; tile /= 2) {
-    SetTile(kind, d, tile, 0, 0, false, band);
-    fits = DcnUbBytes(kind, d) <= platform.ubBytes;
-    if (tile == 1) break;
   }
   if (fits) {
-    // UB left over: more staging slots per round (fewer MTE2 -> V hand-offs), then the band.
+    // UB left over: wider tiles for the deterministic walk over the launch (it reads no window; the
+    // plan arrays grow to hold them), more staging slots per round (fewer MTE2 -> V hand-offs), the band.
+    const uint32_t tileStride = d.tileStride, planLen = d.planLen, scan = d.scanPixels;
+    for (uint64_t wide = Min(kMaxTilePixels, s.wo); d.deterministic && wide > scan; wide /= 2) {
+      d.scanPixels = uint32_t(wide);
+      d.planLen = uint32_t(Align(uint64_t(d.kh) * d.kw * Max(tileStride, Align(wide, 8)), kRepeatFloats));
+      if (DcnUbBytes(kind, d) <= platform.ubBytes) break;
+      d.scanPixels = scan;
+      d.planLen = planLen;
+    }
     while (d.slots < kMaxSlots) {
       ++d.slots;
       if (DcnUbBytes(kind, d) > platform.ubBytes) { --d.slots; break; }
     }
-    if (d.deterministic) d.bandRows = uint32_t(Min(owned, 1 + (platform.ubBytes - DcnUbBytes(kind, d)) / rowBytes));
+    if (d.deterministic) {
+      d.bandRows = uint32_t(Min(owned, d.bandRows + (platform.ubBytes - DcnUbBytes(kind, d)) / rowBytes));
+    }
     d.ubBytes = uint32_t(DcnUbBytes(kind, d));
     return r;
   }

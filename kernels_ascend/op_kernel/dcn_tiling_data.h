@@ -15,13 +15,14 @@
 // length of every plan array); subRows rows (pixel, tap) of C floats per column store (im2col) /
 // grad-column load (col2im); slots staging slots per set for samples fetched on their own; the window of x (winRows
 // x winCols pixels of all channels, margins marginY / marginX around a tile's nominal footprint;
-// 0 rows: no window); bandRows input rows per pass of the deterministic grad_x; ubBytes in all.
+// 0 rows: no window); bandRows input rows per pass of the deterministic grad_x, scanPixels pixels per
+// tile of its walk over the launch (no window: as wide as the plan arrays allow); ubBytes in all.
 #define MXDCN_TILING_FIELDS(F)                                                       \
   F(n) F(h) F(w) F(c) F(ho) F(wo) F(kh) F(kw)                                     \
   F(strideH) F(strideW) F(padH) F(padW) F(dilationH) F(dilationW) F(hasMask)     \
   F(deterministic) F(pixelStart) F(pixelCount) F(blockDim) F(pixelsPerBlock)     \
   F(pixelsRemainder) F(tilePixels) F(tileStride) F(planLen) F(subRows) F(slots) \
-  F(marginY) F(marginX) F(winRows) F(winCols) F(bandRows) F(ubBytes)
+  F(marginY) F(marginX) F(winRows) F(winCols) F(bandRows) F(scanPixels) F(ubBytes)
 
 namespace mxdcn {
 

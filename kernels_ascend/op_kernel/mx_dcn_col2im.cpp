@@ -28,6 +28,7 @@ class DcnCol2im : public DcnKernelBase {
     InitBase(t, x, offset, mask, pipe, kCommonPlanArrays + 8);
     deterministic_ = t.deterministic != 0;
     bandRows_ = t.bandRows;
+    scanPixels_ = t.scanPixels;
     const uint64_t planes = uint64_t(n_) * ho_ * wo_;
     gradColumnsGm_.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(gradColumns), uint64_t(pixelCount_) * taps_ * c_);
     gradXGm_.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(gradX), uint64_t(n_) * h_ * w_ * c_);
@@ -65,7 +66,6 @@ class DcnCol2im : public DcnKernelBase {
     StartWalk(blockBegin_, blockCount_, true);
     if (NextTile(cur)) {
       InitPlanConstants();
-      constantsReady_ = true;
       LoadParams(cur);
       LoadWindow(cur);
       for (;;) {
@@ -329,7 +329,16 @@ class DcnCol2im : public DcnKernelBase {
   __aicore__ inline void OwnRows() {
     const uint32_t rows = n_ * h_, owned = (rows + blockDim_ - 1) / blockDim_;
     const uint32_t own0 = MinU32(GetBlockIdx() * owned, rows), own1 = MinU32(own0 + owned, rows);
-    if (!constantsReady_ && own0 < own1) InitPlanConstants();
+    if (own0 >= own1) return;
+    // The walk over the launch reads no window: wider tiles (the plan arrays hold them), whose tap
+    // constants are made again for their row stride, once the last plan of the own pixels is read.
+    tile_ = scanPixels_;
+    tileStride_ = (scanPixels_ + 7) / 8 * 8;
+    if (planReadPending_) {
+      WaitFlag<HardEvent::S_V>(planRead_);
+      planReadPending_ = false;
+    }
+    InitPlanConstants();
     LocalTensor<float> band = bandBuf_.Get<float>();
     bool stored = false;
     for (uint32_t band0 = own0; band0 < own1; band0 += bandRows_) {
@@ -464,8 +473,8 @@ class DcnCol2im : public DcnKernelBase {
   LocalTensor<float> mw_[4], dots_[4];
   TEventID stageFree_[2], stageFreeV_[2];
   bool stagePending_[2] = {false, false};
-  bool deterministic_ = false, constantsReady_ = false;
-  uint32_t bandRows_ = 0, round_ = 0, touchIndex_ = 0xFFFFFFFFu, touchBits_ = 0;
+  bool deterministic_ = false;
+  uint32_t bandRows_ = 0, scanPixels_ = 0, round_ = 0, touchIndex_ = 0xFFFFFFFFu, touchBits_ = 0;
 };
 
 }  // namespace mxdcn_kernel

@@ -29,7 +29,7 @@ IM2COL, COL2IM = 0, 1
 TILING_FIELDS = ("n", "h", "w", "c", "ho", "wo", "kh", "kw", "strideH", "strideW", "padH", "padW",
                  "dilationH", "dilationW", "hasMask", "deterministic", "pixelStart", "pixelCount", "blockDim",
                  "pixelsPerBlock", "pixelsRemainder", "tilePixels", "tileStride", "planLen", "subRows", "slots",
-                 "marginY", "marginX", "winRows", "winCols", "bandRows", "ubBytes")
+                 "marginY", "marginX", "winRows", "winCols", "bandRows", "scanPixels", "ubBytes")
 SHAPE_FIELDS = ("n", "h", "w", "c", "ho", "wo", "kh", "kw", "strideH", "strideW", "padH", "padW",
                 "dilationH", "dilationW", "hasMask", "deterministic", "pixelStart", "pixelCount")
 # Status codes and texts of mxdcn::TilingStatus / DcnTilingMessage.
@@ -65,6 +65,7 @@ def _set_tile(kind: int, d: Dict[str, int], tile: int, margin_y: int, margin_x: 
     taps = d["kh"] * d["kw"]
     d["tilePixels"] = tile
     d["tileStride"] = _align(tile, 8)
+    d["scanPixels"] = tile if d["deterministic"] else 0
     d["planLen"] = _align(taps * d["tileStride"], _REPEAT)
     rows, most = tile * taps, min(_MAX_REPEAT, max(1, _ROWS_BYTES[kind] // (d["c"] * 4)))
     parts = (rows + most - 1) // most
@@ -125,7 +126,8 @@ def compute_tiling(kind: int, shape: Sequence[int], core_num: int, ub: int = UB_
     largest = d["pixelsPerBlock"] + (1 if d["pixelsRemainder"] else 0)
     first = max(1, min(_MAX_TILE_PIXELS, s["wo"], largest))
     owned, row_bytes = (s["n"] * s["h"] + block_dim - 1) // block_dim, s["w"] * s["c"] * 4
-    band = 1 if d["deterministic"] else 0
+    whole = min(owned, ub // 2 // row_bytes)
+    bands = ([owned, 1] if whole == owned and owned != 1 else [1]) if d["deterministic"] else [0]
 
     def tiles(smallest):
         tile = first
@@ -137,16 +139,25 @@ def compute_tiling(kind: int, shape: Sequence[int], core_num: int, ub: int = UB_
 
     candidates = [(tile, my, mx, True) for my, mx in _MARGINS for tile in tiles(max(1, first // 4))]
     candidates += [(tile, 0, 0, False) for tile in tiles(1)]
-    for tile, margin_y, margin_x, window in candidates:
+    for band, (tile, margin_y, margin_x, window) in ((b, c) for b in bands for c in candidates):
         _set_tile(kind, d, tile, margin_y, margin_x, window, band)
         if ub_bytes(kind, d) <= ub:
-            while d["slots"] < _MAX_SLOTS:   # UB left over: more staging slots per round, then the band
+            # UB left over: wider tiles for the deterministic walk, more staging slots per round, the band
+            scan, plan, wide = d["scanPixels"], d["planLen"], min(_MAX_TILE_PIXELS, s["wo"])
+            while d["deterministic"] and wide > scan:
+                d["scanPixels"] = wide
+                d["planLen"] = _align(taps * max(d["tileStride"], _align(wide, 8)), _REPEAT)
+                if ub_bytes(kind, d) <= ub:
+                    break
+                d["scanPixels"], d["planLen"] = scan, plan
+                wide //= 2
+            while d["slots"] < _MAX_SLOTS:
                 d["slots"] += 1
                 if ub_bytes(kind, d) > ub:
                     d["slots"] -= 1
                     break
             if d["deterministic"]:
-                d["bandRows"] = min(owned, 1 + (ub - ub_bytes(kind, d)) // row_bytes)
+                d["bandRows"] = min(owned, d["bandRows"] + (ub - ub_bytes(kind, d)) // row_bytes)
             d["ubBytes"] = ub_bytes(kind, d)
             return 0, {name: d[name] for name in TILING_FIELDS}
     return 6, zero

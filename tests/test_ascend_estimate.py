@@ -22,7 +22,7 @@ from test_cli import run_main
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # One image 2x2, 64 channels, a 1x1 kernel, zero offsets, mask of ones: 4 pixels, one block.
-SMALL = (1, 2, 2, 64, 2, 2, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 4)
+SMALL = (1, 2, 2, 64, 2, 2, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 0, 4)
 
 
 def _small_launches():
@@ -198,6 +198,19 @@ def test_cli_npu_estimate_json_and_table(capsys):
     status, out, err = run_main(capsys, "bench", "--npu-estimate", "--shapes", "n1_c256_32x32")
     assert status == 0 and "ESTIMATE" in out and "fwd+bwd" in out and "roofline us" in out, out
     assert "deterministic backward:" in out and "over the atomic one" in out, out
+
+
+def test_half_products_are_costed_at_the_cubes_half_rate(sim):
+    """A product of float16 / bfloat16 operands is recorded as such and costed at the cube's half rate
+    (16 x 16 x 16 MACs per cycle against 16 x 16 x 4 for float32, sim/costs.h)."""
+    costs = estimate.Costs(sim.cost_table())
+    full, half = estimate._torch_op(("bmm", 0, 1e12), costs), estimate._torch_op(("bmm:half", 0, 1e12), costs)
+    assert full["roofline_s"] == pytest.approx(4 * half["roofline_s"])
+    with estimate._OpTrace() as trace:
+        for dtype in (torch.float32, torch.float16, torch.bfloat16):
+            torch.bmm(torch.empty(2, 8, 16, device="meta", dtype=dtype), torch.empty(2, 16, 4, device="meta", dtype=dtype))
+    assert [name for name, _, _ in trace.ops] == ["bmm", "bmm:half", "bmm:half"]
+    assert {estimate._group(name) for name, _, _ in trace.ops} == {"matmul (cube)"}
 
 
 @pytest.mark.parametrize("flag", [["--gemm"], ["--quick"], ["--repeats", "3"], ["--plot", "x.png"]])

@@ -6,10 +6,11 @@ import torch
 
 from mx_dcn.backends.ascendc.algorithm import run_with_kernels
 from mx_dcn.backends.ascendc.kernels import SimError, SimKernels
-from mx_dcn.backends.ascendc.tiling import COL2IM, IM2COL, SHAPE_FIELDS, UB_BYTES, compute_tiling
+from mx_dcn.backends.ascendc.tiling import (COL2IM, COLUMNS_TYPES, IM2COL, SHAPE_FIELDS, UB_BYTES, compute_tiling,
+                                           launch_shape)
 from mx_dcn.problem import describe
 from mx_dcn.testing.cases import CASES as SHARED_CASES
-from mx_dcn.testing.cases import Case
+from mx_dcn.testing.cases import TOLERANCES, Case
 from mx_dcn.testing.oracle import oracle_backward, oracle_forward
 from mx_dcn.workspace import workspace_budget
 
@@ -139,14 +140,46 @@ def test_several_launches_windows_and_fetched_samples(ub, window):
     _check_against_oracle(case, leaves, out, grad_out, "chunked")
 
 
-def test_half_inputs_are_computed_in_float32_and_cast_back(sim):
-    case = CASES[0][0]
-    inputs = case.make_inputs(torch.float16)
-    p = describe(inputs["x"], inputs["offset"], inputs["mask"], inputs["weight"], inputs["bias"], **case.args())
-    out = run_with_kernels(p, *(inputs[k] for k in ("x", "offset", "mask", "weight", "bias")), sim)
-    assert out.dtype == torch.float16
-    want = oracle_forward(*(inputs[k] for k in ("x", "offset", "mask", "weight", "bias")), **case.args())
-    assert_close(out, want, "fp16 forward", rtol=4e-3)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+def test_half_inputs_feed_the_cube_half_precision_columns(dtype):
+    """float16 / bfloat16 inputs: im2col samples in float32 and writes its columns in the inputs' type
+    (the launches say so); the products run in that type with float32 accumulation; forward and every
+    gradient match the float64 oracle within the half tolerances (mx_dcn.testing.cases.TOLERANCES), the
+    results in the inputs' type."""
+    case = Case("half", 2, 128, 9, 11, 16, padding=(1, 1), offsets="outside")
+    kernels = SimKernels(sim_library(), core_num=5)
+    leaves, out, grad_out, p = run_case(case, kernels, dtype=dtype)
+    assert out.dtype == dtype and all(leaves[n].grad.dtype == dtype for n in ("x", "offset", "mask", "weight", "bias"))
+    columns = {launch.shape[SHAPE_FIELDS.index("columnsType")] for launch in kernels.launches if launch.kernel == "im2col"}
+    assert columns == {COLUMNS_TYPES[dtype]}
+    rtol, atol = TOLERANCES[dtype]
+    args = case.args()
+    want = oracle_forward(leaves["x"], leaves["offset"], leaves["mask"], leaves["weight"], leaves["bias"], **args)
+    grads = oracle_backward(leaves["x"], leaves["offset"], leaves["mask"], leaves["weight"], leaves["bias"],
+                            grad_out, **args)
+    for got, ref, what in [(out, want, "forward")] + [(leaves[n].grad, grads[n], f"grad {n}")
+                                                    for n in ("x", "offset", "mask", "weight", "bias")]:
+        ref = torch.as_tensor(ref, dtype=torch.float64)
+        err = float((got.detach().double() - ref).abs().max())
+        assert err <= atol + rtol * float(ref.abs().max()), f"{dtype} {what}: max error {err:.3e}"
+
+
+def test_columns_are_rounded_to_half_once():
+    """The half columns are exactly the float32 columns rounded to the type (round to nearest even)."""
+    case = Case("round", 1, 64, 7, 9, 8, padding=(1, 1))
+    t = case.make_inputs(torch.float32)
+    p = describe(t["x"], t["offset"], t["mask"], t["weight"], t["bias"], **case.args())
+    kernels = SimKernels(sim_library(), core_num=3)
+    x = t["x"].permute(0, 2, 3, 1).contiguous()
+    pixels = p.batch * p.out_height * p.out_width
+    full = torch.empty(pixels, p.kernel_taps, p.in_channels)
+    kernels.im2col(launch_shape(p, 0, pixels), x, t["offset"], t["mask"], full)
+    for dtype in (torch.float16, torch.bfloat16):
+        narrow = torch.empty(pixels, p.kernel_taps, p.in_channels, dtype=dtype)
+        kernels.im2col(launch_shape(p, 0, pixels, columns=dtype), x, t["offset"], t["mask"], narrow)
+        assert torch.equal(narrow, full.to(dtype)), dtype
+    with pytest.raises(ValueError, match="columnsType says"):
+        kernels.im2col(launch_shape(p, 0, pixels), x, t["offset"], t["mask"], narrow)
 
 
 def test_empty_batch_launches_nothing(sim):
@@ -162,7 +195,7 @@ def test_a_tiling_that_overfills_ub_is_stopped_by_the_model():
     use (192 KiB less 8.25 KiB AscendC reserves): the model stops the launch instead of corrupting memory."""
     kernels = SimKernels(sim_library(), core_num=2, ub=256 * 1024)
     case = Case("wide", 1, 64, 9, 40, 4, padding=(1, 1))
-    shape = (1, 9, 40, 64, 9, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0, 0, 360)
+    shape = (1, 9, 40, 64, 9, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 360)
     assert compute_tiling(IM2COL, shape, 2, 256 * 1024)[1]["ubBytes"] > UB_BYTES
     inputs = case.make_inputs(torch.float32)
     p = describe(*(inputs[k] for k in ("x", "offset", "mask", "weight", "bias")), **case.args())

@@ -13,8 +13,8 @@ from test_ascend_support import sim  # noqa: F401  (fixture)
 
 
 def sweep():
-    """(kind, shape, cores, ub) over channels, kernels, strides, masks, determinism, pixel counts, cores
-    and UB sizes."""
+    """(kind, shape, cores, ub) over channels, kernels, strides, masks, determinism (col2im) or the
+    columns' type (im2col), pixel counts, cores and UB sizes."""
     channels = (64, 320, 1024)
     kernels = ((1, 1), (3, 3), (5, 5), (3, 1), (7, 7))
     pixels = ((0, 1), (0, 47), (5, 48), (100, 49), (0, 1000), (7, 123457))
@@ -22,9 +22,9 @@ def sweep():
     ubs = (UB_BYTES, 96 * 1024, 48 * 1024)
     for kind, c, (kh, kw), (start, count), core, ub, mask, det in itertools.product(
             (IM2COL, COL2IM), channels, kernels, pixels, cores, ubs, (0, 1), (0, 1)):
-        if det and kind == IM2COL:
-            continue
-        shape = (3, 33, 35, c, 17, 18, kh, kw, 2, 2, 1, 1, 1, 2, mask, det, start, count)
+        # im2col has no deterministic mode; its runs of that loop take half-precision columns instead.
+        det, columns = (0, det * (1 + mask)) if kind == IM2COL else (det, 0)
+        shape = (3, 33, 35, c, 17, 18, kh, kw, 2, 2, 1, 1, 1, 2, mask, det, columns, start, count)
         yield kind, shape, core, ub
 
 
@@ -94,22 +94,23 @@ def test_sweep_respects_limits_and_covers_every_pixel():
 
 def test_windows_are_used_where_they_fit():
     """C = 64, 3x3: a window with the widest margins; C = 512 falls back to fetching every sample."""
-    narrow = compute_tiling(IM2COL, (2, 64, 64, 64, 64, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0, 0, 8192), 48)[1]
+    narrow = compute_tiling(IM2COL, (2, 64, 64, 64, 64, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 8192), 48)[1]
     assert (narrow["marginY"], narrow["marginX"]) == (3, 4) and narrow["winRows"] == 10
-    wide = compute_tiling(IM2COL, (6, 29, 50, 512, 29, 50, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0, 0, 8700), 48)[1]
+    wide = compute_tiling(IM2COL, (6, 29, 50, 512, 29, 50, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 8700), 48)[1]
     assert wide["winRows"] == 0 and wide["slots"] > 8192 // (16 * 512)   # the UB left over: more slots
 
 
 # (shape, status): each limit the tiling reports, by its status code.
 UNTILEABLE = [
-    ((1, 4, 4, 96, 4, 4, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 16), 1),                     # C % 64
-    ((1, 200, 200, 64, 100, 100, 101, 101, 1, 1, 0, 0, 1, 1, 1, 0, 0, 10), 8),         # more than 255 taps
-    ((1, 4, 4, 2048, 4, 4, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 16), 5),                   # C / 8 > 255
-    ((1, 16, 16, 1984, 2, 2, 15, 15, 1, 1, 0, 0, 1, 1, 1, 0, 0, 4), 6),                # plan + rows overfill UB
-    ((1, 4, 5000, 128, 4, 5000, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 16), 9),              # (W - 1) * C / 8 > 65535
-    ((1, 1 << 24, 4, 64, 1 << 24, 4, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 16), 4),         # fp32 coordinates
-    ((1 << 20, 4096, 4096, 64, 4096, 4096, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 16), 3),   # 32-bit fields
-    ((1, 4, 4, 64, 4, 4, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 0), 2),                      # no pixels
+    ((1, 4, 4, 96, 4, 4, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 0, 16), 1),                     # C % 64
+    ((1, 200, 200, 64, 100, 100, 101, 101, 1, 1, 0, 0, 1, 1, 1, 0, 0, 0, 10), 8),         # more than 255 taps
+    ((1, 4, 4, 2048, 4, 4, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 0, 16), 5),                   # C / 8 > 255
+    ((1, 16, 16, 1984, 2, 2, 15, 15, 1, 1, 0, 0, 1, 1, 1, 0, 0, 0, 4), 6),                # plan + rows overfill UB
+    ((1, 4, 5000, 128, 4, 5000, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 0, 16), 9),              # (W - 1) * C / 8 > 65535
+    ((1, 1 << 24, 4, 64, 1 << 24, 4, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 0, 16), 4),         # fp32 coordinates
+    ((1 << 20, 4096, 4096, 64, 4096, 4096, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 0, 16), 3),   # 32-bit fields
+    ((1, 4, 4, 64, 4, 4, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 0, 0), 2),                      # no pixels
+    ((1, 4, 4, 64, 4, 4, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 3, 0, 16), 10),                    # columns' type
 ]
 
 
@@ -121,6 +122,6 @@ def test_untileable_shapes_are_reported(shape, status):
 
 def test_deterministic_band_that_does_not_fit_is_reported():
     """One input row of the deterministic grad_x (W * C floats) must fit half the UB."""
-    shape = (1, 4, 1024, 128, 4, 1024, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 0, 16)
+    shape = (1, 4, 1024, 128, 4, 1024, 1, 1, 1, 1, 0, 0, 1, 1, 1, 1, 0, 0, 16)
     assert compute_tiling(COL2IM, shape, 48)[0] == 6
     assert compute_tiling(COL2IM, shape[:15] + (0,) + shape[16:], 48)[0] == 0

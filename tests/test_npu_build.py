@@ -218,4 +218,8 @@ def test_msopgen_seed_matches_the_op_definitions():
         assert [(i["name"], i["param_type"]) for i in op["input_desc"]] == ops[op["op"]]["inputs"]
         assert [o["name"] for o in op["output_desc"]] == ops[op["op"]]["outputs"]
         assert [(a["name"], {"listInt": "ListInt", "int": "Int"}[a["type"]]) for a in op["attr"]] == ops[op["op"]]["attrs"]
-        assert all(t["type"] == ["float"] and t["format"] == ["ND"] for t in op["input_desc"] + op["output_desc"])
+        combos = 3 if op["op"] == "MxDcnIm2col" else 1   # im2col's columns: float32, float16 or bfloat16
+        assert all(t["type"] == ["float"] * combos and t["format"] == ["ND"] * combos for t in op["input_desc"])
+        want_out = ["float", "float16", "bfloat16"] if combos == 3 else ["float"]
+        assert all(t["type"] == want_out and t["format"] == ["ND"] * combos for t in op["output_desc"])
+    assert "DataType({ge::DT_FLOAT, ge::DT_FLOAT16, ge::DT_BF16})" in source

@@ -55,8 +55,9 @@ uint64_t DcnUbBytes(KernelKind kind, const DcnTilingData& d) {
   uint64_t total = 2 * params + PlanArrays(kind) * d.planLen * f + 3 * Align(d.planLen / 8, kBlockBytes) +
                    2 * window + 2 * uint64_t(d.slots) * 4 * c * f;
   if (kind == KernelKind::kIm2col) {
-    // the masks broadcast to 32-byte blocks (one per sample); column rows x 2.
-    total += (d.hasMask ? taps * d.tileStride * kBlockBytes : 0) + 2 * rows;
+    // the masks broadcast to 32-byte blocks (one per sample); column rows x 2; fp16/bf16 columns: the
+    // rows narrowed to 16 bits x 2.
+    total += (d.hasMask ? taps * d.tileStride * kBlockBytes : 0) + 2 * rows + (d.columnsType ? rows : 0);
   } else {
     // grad-column rows x 2; four corner products + 32 partial sums; the corner dot products (8 floats
     // per sample); four gather patterns; the tile's grad offsets (and masks) x 2; then the grad_x
@@ -74,6 +75,7 @@ TilingResult ComputeDcnTiling(KernelKind kind, const DcnShape& s, const Platform
   if (platform.coreNum == 0) { r.status = TilingStatus::kNoCores; return r; }
   if (s.c == 0 || s.c % kRepeatFloats != 0) { r.status = TilingStatus::kChannelsNotMultipleOf64; return r; }
   if (s.pixelCount == 0 || s.n == 0) { r.status = TilingStatus::kEmpty; return r; }
+  if (s.columnsType > kColumnsBf16) { r.status = TilingStatus::kColumnsType; return r; }
   const uint64_t fields[] = {s.n, s.h, s.w, s.c, s.ho, s.wo, s.kh, s.kw, s.strideH, s.strideW,
                              s.padH, s.padW, s.dilationH, s.dilationW, s.pixelStart, s.pixelCount,
                              s.kh * s.kw, s.pixelStart + s.pixelCount, s.n * s.ho * s.wo, s.ho * s.wo * 8,
@@ -98,6 +100,7 @@ TilingResult ComputeDcnTiling(KernelKind kind, const DcnShape& s, const Platform
   d.dilationH = uint32_t(s.dilationH); d.dilationW = uint32_t(s.dilationW);
   d.hasMask = s.hasMask ? 1u : 0u;
   d.deterministic = (kind == KernelKind::kCol2im && s.deterministic) ? 1u : 0u;
+  d.columnsType = kind == KernelKind::kIm2col ? s.columnsType : kColumnsFloat;
   d.pixelStart = uint32_t(s.pixelStart); d.pixelCount = uint32_t(s.pixelCount);
   const uint64_t blockDim = Min(s.pixelCount, platform.coreNum);
   d.blockDim = uint32_t(blockDim);
@@ -172,6 +175,7 @@ const char* DcnTilingMessage(TilingStatus status) {
              "(192 KiB less what AscendC reserves: too many channels or kernel taps)";
     case TilingStatus::kNoCores: return "the platform reports no vector cores";
     case TilingStatus::kTooManyTaps: return "more than 255 kernel taps: a repeat count over the taps exceeds 255";
+    case TilingStatus::kColumnsType: return "the columns' element type must be float32, float16 or bfloat16";
     case TilingStatus::kRowStride:
       return "(W - 1) * C / 8 exceeds 65535: the gap of a corner copy over an image row exceeds the 16-bit field";
   }

@@ -32,6 +32,7 @@ struct DcnShape {
   uint64_t strideH, strideW, padH, padW, dilationH, dilationW;
   bool hasMask;
   bool deterministic;   // col2im: grad_x summed in a fixed order (im2col ignores it)
+  uint32_t columnsType; // im2col: kColumnsFloat / Half / Bf16 (col2im ignores it)
   uint64_t pixelStart, pixelCount;
 };
 
@@ -52,6 +53,7 @@ enum class TilingStatus : uint32_t {
   kNoCores,
   kTooManyTaps,          // more than 255 kernel taps: a repeat count over taps exceeds 255
   kRowStride,            // (W - 1) * C / 8 blocks, the gap of a corner copy, exceeds 65535
+  kColumnsType,          // columnsType is none of kColumnsFloat / Half / Bf16
 };
 
 struct TilingResult {

@@ -60,6 +60,14 @@ ge::graphStatus TileDcn(gert::TilingContext* context, mxdcn::KernelKind kind) {
   s.pixelCount = static_cast<uint64_t>(*pixelCount);
   s.hasMask = context->GetOptionalInputShape(kMask) != nullptr;
   s.deterministic = false;
+  s.columnsType = mxdcn::kColumnsFloat;
+  if (kind == mxdcn::KernelKind::kIm2col) {
+    const gert::CompileTimeTensorDesc* columns = context->GetOutputDesc(0);
+    if (columns == nullptr) return ge::GRAPH_FAILED;
+    const ge::DataType type = columns->GetDataType();
+    s.columnsType = type == ge::DT_FLOAT16 ? mxdcn::kColumnsHalf : type == ge::DT_BF16 ? mxdcn::kColumnsBf16
+                                                                                        : mxdcn::kColumnsFloat;
+  }
   if (kind == mxdcn::KernelKind::kCol2im) {
     const int64_t* deterministic = attrs->GetInt(kDeterministic);
     if (deterministic == nullptr) return ge::GRAPH_FAILED;
@@ -116,8 +124,11 @@ ge::graphStatus InferCol2im(gert::InferShapeContext* context) {
   return GRAPH_SUCCESS;
 }
 
+// The columns' type is the caller's choice (the output tensor it passes); float32 by default.
 ge::graphStatus InferFloatIm2col(gert::InferDataTypeContext* context) {
-  context->SetOutputDataType(0, ge::DT_FLOAT);
+  const ge::DataType given = context->GetOutputDataType(0);
+  const bool half = given == ge::DT_FLOAT16 || given == ge::DT_BF16;
+  context->SetOutputDataType(0, half ? given : ge::DT_FLOAT);
   return GRAPH_SUCCESS;
 }
 
@@ -141,13 +152,17 @@ static void DcnAttrs(OpDef& op) {
   op.Attr("pixel_count").Int();
 }
 
+// im2col's columns are float32, or float16 / bfloat16 for a cube fed half-precision columns (the
+// sampling is float32 in every case): three type combinations.
 class MxDcnIm2col : public OpDef {
  public:
   explicit MxDcnIm2col(const char* name) : OpDef(name) {
-    this->Input("x").ParamType(REQUIRED).DataType({ge::DT_FLOAT}).Format({ge::FORMAT_ND});
-    this->Input("offset").ParamType(REQUIRED).DataType({ge::DT_FLOAT}).Format({ge::FORMAT_ND});
-    this->Input("mask").ParamType(OPTIONAL).DataType({ge::DT_FLOAT}).Format({ge::FORMAT_ND});
-    this->Output("columns").ParamType(REQUIRED).DataType({ge::DT_FLOAT}).Format({ge::FORMAT_ND});
+    const std::vector<ge::DataType> f32 = {ge::DT_FLOAT, ge::DT_FLOAT, ge::DT_FLOAT};
+    const std::vector<ge::Format> nd = {ge::FORMAT_ND, ge::FORMAT_ND, ge::FORMAT_ND};
+    this->Input("x").ParamType(REQUIRED).DataType(f32).Format(nd);
+    this->Input("offset").ParamType(REQUIRED).DataType(f32).Format(nd);
+    this->Input("mask").ParamType(OPTIONAL).DataType(f32).Format(nd);
+    this->Output("columns").ParamType(REQUIRED).DataType({ge::DT_FLOAT, ge::DT_FLOAT16, ge::DT_BF16}).Format(nd);
     DcnAttrs(*this);
     this->SetInferShape(ge::InferIm2col).SetInferDataType(ge::InferFloatIm2col);
     this->AICore().SetTiling(optiling::TilingIm2col).AddConfig("ascend910b");

@@ -8,7 +8,8 @@
 
 // The fields in order; the struct below and the model's C ABI (field names) expand this one list.
 // Shape: n h w c ho wo kh kw, stride / padding / dilation (h, w), hasMask, deterministic (col2im:
-// grad_x summed in a fixed order), the launch's pixels [pixelStart, pixelStart + pixelCount).
+// grad_x summed in a fixed order), columnsType (im2col: the columns' element type, kColumnsFloat /
+// Half / Bf16), the launch's pixels [pixelStart, pixelStart + pixelCount).
 // Split: blockDim blocks of pixelsPerBlock pixels (+1 for the first pixelsRemainder).
 // Tiles: tilePixels (T) pixels of one output row at a time; tileStride = T rounded up to 8 (the
 // padded row of one tap in the plan arrays); planLen = taps * tileStride rounded up to 64 (the
@@ -20,7 +21,8 @@
 #define MXDCN_TILING_FIELDS(F)                                                       \
   F(n) F(h) F(w) F(c) F(ho) F(wo) F(kh) F(kw)                                     \
   F(strideH) F(strideW) F(padH) F(padW) F(dilationH) F(dilationW) F(hasMask)     \
-  F(deterministic) F(pixelStart) F(pixelCount) F(blockDim) F(pixelsPerBlock)     \
+  F(deterministic) F(columnsType) F(pixelStart) F(pixelCount) F(blockDim)        \
+  F(pixelsPerBlock)                                                               \
   F(pixelsRemainder) F(tilePixels) F(tileStride) F(planLen) F(subRows) F(slots) \
   F(marginY) F(marginX) F(winRows) F(winCols) F(bandRows) F(scanPixels) F(ubBytes)
 
@@ -34,6 +36,8 @@ constexpr uint32_t kMaxBlockStride = 65535;   // DataCopy gaps / block strides a
 // The UB a kernel may allocate: 192 KiB less the 256 B + 8 KiB AscendC reserves (NPU架构版本2201.md).
 constexpr uint32_t kDefaultUbBytes = 192 * 1024 - 256 - 8 * 1024;
 constexpr uint32_t kMaxTilePixels = 32;       // pixels of one output row per tile
+// Element types of the columns im2col writes: fp32, or fp16 / bf16 for the cube when the inputs are.
+constexpr uint32_t kColumnsFloat = 0, kColumnsHalf = 1, kColumnsBf16 = 2;
 
 // All uint32_t: the kernel reads them as such.
 #define MXDCN_DECLARE_FIELD(name) uint32_t name;

@@ -10,20 +10,25 @@
 //      = the bilinear blend of its four cells (Muls + 3 Axpy) read from the window; samples outside the
 //      window have their corners copied into staging slots in rounds (ping-pong sets, one MTE2 -> V
 //      wait per round) and blend from there; outside samples are 0;
-//   3. the sub-tile's rows times their masks (one Mul per 64 channels), stored with one DataCopy.
+//   3. the sub-tile's rows times their masks (one Mul per 64 channels), stored with one DataCopy --
+//      narrowed to fp16 / bf16 first (Cast, CAST_RINT) when the cube takes half-precision columns
+//      (columnsType; the sampling itself is fp32 whatever the columns' type).
 #include "dcn_kernel_common.h"
 #include "dcn_tiling_data.h"
 
 namespace mxdcn_kernel {
 
+// T: the columns' element type (float, half or bfloat16_t).
+template <typename T>
 class DcnIm2col : public DcnKernelBase {
  public:
   template <typename Tiling>
   __aicore__ inline void Init(GM_ADDR x, GM_ADDR offset, GM_ADDR mask, GM_ADDR columns, const Tiling& t, TPipe* pipe) {
     InitBase(t, x, offset, mask, pipe, kCommonPlanArrays);
-    columnsGm_.SetGlobalBuffer(reinterpret_cast<__gm__ float*>(columns), uint64_t(pixelCount_) * taps_ * c_);
+    columnsGm_.SetGlobalBuffer(reinterpret_cast<__gm__ T*>(columns), uint64_t(pixelCount_) * taps_ * c_);
     if (hasMask_) pipe->InitBuffer(maskBuf_, taps_ * tileStride_ * BLOCK_FLOATS * sizeof(float));
     pipe->InitBuffer(colQue_, 2, subRows_ * c_ * sizeof(float));
+    if (kNarrow) pipe->InitBuffer(narrowQue_, 2, subRows_ * c_ * sizeof(T));
     stageFree_[0] = pipe->AllocEventID<HardEvent::V_MTE2>();
     stageFree_[1] = pipe->AllocEventID<HardEvent::V_MTE2>();
   }
@@ -110,10 +115,20 @@ class DcnIm2col : public DcnKernelBase {
         Mul<float>(col[c0], col[c0], masks, REPEAT_FLOATS, rows, byRow);
       }
     }
-    colQue_.EnQue(col);
-    col = colQue_.DeQue<float>();
-    DataCopy(columnsGm_[(uint64_t(t.first) * taps_ + r0) * c_], col, rows * c_);
-    colQue_.FreeTensor(col);
+    if constexpr (kNarrow) {   // fp32 rows -> 16-bit rows, then those out
+      LocalTensor<T> narrow = narrowQue_.template AllocTensor<T>();
+      Cast(narrow, col, RoundMode::CAST_RINT, rows * c_);
+      colQue_.FreeTensor(col);
+      narrowQue_.EnQue(narrow);
+      narrow = narrowQue_.template DeQue<T>();
+      DataCopy(columnsGm_[(uint64_t(t.first) * taps_ + r0) * c_], narrow, rows * c_);
+      narrowQue_.FreeTensor(narrow);
+    } else {
+      colQue_.EnQue(col);
+      col = colQue_.DeQue<float>();
+      DataCopy(columnsGm_[(uint64_t(t.first) * taps_ + r0) * c_], col, rows * c_);
+      colQue_.FreeTensor(col);
+    }
   }
 
   // row = w00 * cell(0,0) + w01 * cell(0,1) + w10 * cell(1,0) + w11 * cell(1,1); cells C floats apart
@@ -129,9 +144,10 @@ class DcnIm2col : public DcnKernelBase {
     Axpy<float, float>(row, cell[pitch + c_], w11, REPEAT_FLOATS, repeats, unary);
   }
 
-  GlobalTensor<float> columnsGm_;
+  static constexpr bool kNarrow = !std::is_same<T, float>::value;
+  GlobalTensor<T> columnsGm_;
   TBuf<TPosition::VECCALC> maskBuf_;
-  TQue<TPosition::VECOUT, 2> colQue_;
+  TQue<TPosition::VECOUT, 2> colQue_, narrowQue_;
   TEventID stageFree_[2];
   bool stagePending_[2] = {false, false};
   uint32_t round_ = 0;
@@ -139,14 +155,28 @@ class DcnIm2col : public DcnKernelBase {
 
 }  // namespace mxdcn_kernel
 
-// mask may be null when the tiling says hasMask == 0 (DCNv1).
+namespace {
+template <typename T, typename Tiling>
+__aicore__ inline void RunIm2col(GM_ADDR x, GM_ADDR offset, GM_ADDR mask, GM_ADDR columns, const Tiling& t) {
+  AscendC::TPipe pipe;
+  mxdcn_kernel::DcnIm2col<T> op;
+  op.Init(x, offset, mask, columns, t, &pipe);
+  op.Process();
+}
+}  // namespace
+
+// mask may be null when the tiling says hasMask == 0 (DCNv1). columns: float, half or bfloat16_t as
+// the tiling's columnsType says (the op's output type).
 extern "C" __global__ __aicore__ void mx_dcn_im2col(GM_ADDR x, GM_ADDR offset, GM_ADDR mask, GM_ADDR columns,
                                                    GM_ADDR workspace, GM_ADDR tiling) {
   KERNEL_TASK_TYPE_DEFAULT(KERNEL_TYPE_AIV_ONLY);
   REGISTER_TILING_DEFAULT(mxdcn::DcnTilingData);
   GET_TILING_DATA(tilingData, tiling);
-  AscendC::TPipe pipe;
-  mxdcn_kernel::DcnIm2col op;
-  op.Init(x, offset, mask, columns, tilingData, &pipe);
-  op.Process();
+  if (tilingData.columnsType == mxdcn::kColumnsHalf) {
+    RunIm2col<half>(x, offset, mask, columns, tilingData);
+  } else if (tilingData.columnsType == mxdcn::kColumnsBf16) {
+    RunIm2col<bfloat16_t>(x, offset, mask, columns, tilingData);
+  } else {
+    RunIm2col<float>(x, offset, mask, columns, tilingData);
+  }
 }

@@ -19,13 +19,15 @@ namespace {
 using AscendC::sim::GmMode;
 using AscendC::sim::GmRegistry;
 
-constexpr int kShapeFields = 18;   // n h w c ho wo kh kw sH sW pH pW dH dW hasMask deterministic pixelStart pixelCount
+constexpr int kShapeFields = 19;   // n h w c ho wo kh kw sH sW pH pW dH dW hasMask deterministic columnsType
+                                   // pixelStart pixelCount
 
 mxdcn::DcnShape ShapeFrom(const uint64_t* s) {
   mxdcn::DcnShape d;
   d.n = s[0]; d.h = s[1]; d.w = s[2]; d.c = s[3]; d.ho = s[4]; d.wo = s[5]; d.kh = s[6]; d.kw = s[7];
   d.strideH = s[8]; d.strideW = s[9]; d.padH = s[10]; d.padW = s[11]; d.dilationH = s[12]; d.dilationW = s[13];
-  d.hasMask = s[14] != 0; d.deterministic = s[15] != 0; d.pixelStart = s[16]; d.pixelCount = s[17];
+  d.hasMask = s[14] != 0; d.deterministic = s[15] != 0; d.columnsType = uint32_t(s[16]);
+  d.pixelStart = s[17]; d.pixelCount = s[18];
   return d;
 }
 
@@ -136,7 +138,7 @@ int mxdcn_sim_im2col(const float* x, const float* offset, const float* mask, flo
     gm.Add(x, uint64_t(t.n) * t.h * t.w * t.c * 4, "x", GmMode::kInput);
     gm.Add(offset, planes * taps * 2 * 4, "offset", GmMode::kInput);
     if (t.hasMask) gm.Add(mask, planes * taps * 4, "mask", GmMode::kInput);
-    gm.Add(columns, pixels * taps * t.c * 4, "columns", GmMode::kOutput);
+    gm.Add(columns, pixels * taps * t.c * (t.columnsType == mxdcn::kColumnsFloat ? 4 : 2), "columns", GmMode::kOutput);
     AscendC::sim::RunKernel(t.blockDim, [&] {
       mx_dcn_im2col((GM_ADDR)x, (GM_ADDR)offset, (GM_ADDR)mask, (GM_ADDR)columns, nullptr, (GM_ADDR)&t);
     });

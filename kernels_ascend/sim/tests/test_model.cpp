@@ -65,7 +65,7 @@ void TestTilingSweep() {
           for (uint32_t cn : cores)
             for (int mode = 0; mode < 4; ++mode) {
               const bool mask = mode & 1, det = (mode & 2) != 0;
-              DcnShape s{2, 33, 35, c, 17, 18, k, k, 2, 2, 1, 1, 1, 1, mask, det, 3, p};
+              DcnShape s{2, 33, 35, c, 17, 18, k, k, 2, 2, 1, 1, 1, 1, mask, det, 0, 3, p};
               TilingResult r = ComputeDcnTiling(KernelKind(kind), s, PlatformFacts{cn, kDefaultUbBytes});
               if (r.status != TilingStatus::kOk) { ++rejected; continue; }
               ++tiled;
@@ -92,13 +92,13 @@ void TestTilingSweep() {
   Expect(tiled > 1000, "most of the sweep tiles");
 
   // Shapes that cannot be tiled are reported, not tiled wrongly.
-  DcnShape hugeKernel{1, 200, 200, 64, 100, 100, 101, 101, 1, 1, 0, 0, 1, 1, true, false, 0, 10};
+  DcnShape hugeKernel{1, 200, 200, 64, 100, 100, 101, 101, 1, 1, 0, 0, 1, 1, true, false, 0, 0, 10};
   Expect(ComputeDcnTiling(KernelKind::kCol2im, hugeKernel, PlatformFacts{48, kDefaultUbBytes}).status ==
              TilingStatus::kTooManyTaps, "101x101 kernel is reported (taps)");
-  DcnShape wide{1, 4, 4, 2048, 4, 4, 1, 1, 1, 1, 0, 0, 1, 1, true, false, 0, 16};
+  DcnShape wide{1, 4, 4, 2048, 4, 4, 1, 1, 1, 1, 0, 0, 1, 1, true, false, 0, 0, 16};
   Expect(ComputeDcnTiling(KernelKind::kIm2col, wide, PlatformFacts{48, kDefaultUbBytes}).status ==
              TilingStatus::kChannelStride, "2048 channels are reported (repeat stride field)");
-  DcnShape odd{1, 4, 4, 96, 4, 4, 1, 1, 1, 1, 0, 0, 1, 1, true, false, 0, 16};
+  DcnShape odd{1, 4, 4, 96, 4, 4, 1, 1, 1, 1, 0, 0, 1, 1, true, false, 0, 0, 16};
   Expect(ComputeDcnTiling(KernelKind::kIm2col, odd, PlatformFacts{48, kDefaultUbBytes}).status ==
              TilingStatus::kChannelsNotMultipleOf64, "96 channels are reported");
 }
@@ -118,7 +118,7 @@ void TestKernelsSmall() {
   auto dyAt = [&](uint64_t p, uint64_t t) { return offset[((p / plane) * 2 * taps + 2 * t) * plane + p % plane]; };
   auto dxAt = [&](uint64_t p, uint64_t t) { return offset[((p / plane) * 2 * taps + 2 * t + 1) * plane + p % plane]; };
   auto maskAt = [&](uint64_t p, uint64_t t) -> float& { return mask[((p / plane) * taps + t) * plane + p % plane]; };
-  uint64_t shape[18] = {n, h, w, c, ho, wo, kh, kw, sh, sw, ph, pw, dh, dw, 1, 0, 0, pixels};
+  uint64_t shape[19] = {n, h, w, c, ho, wo, kh, kw, sh, sw, ph, pw, dh, dw, 1, 0, 0, 0, pixels};
   char err[512] = {0};
   const int status = mxdcn_sim_im2col(x.data(), offset.data(), mask.data(), columns.data(), shape, 5,
                                       mxdcn::kDefaultUbBytes, err, sizeof(err));

@@ -11,6 +11,12 @@ grad_out with the weight, and the col2im kernel turns them into grad x (accumula
 launches), grad offset and grad mask (written at the launch's pixels). The backward reuses the
 forward's channels-last x and weight matrix.
 
+Half precision (float16 / bfloat16 inputs): sampling in float32 (x, offsets and masks cast up), the
+columns written by im2col in the inputs' type and multiplied on the cube with the weight in that type
+(float32 accumulation), the bias added before the single rounding of the output; grad weight
+accumulated in float32 over the launches, grad columns and col2im in float32; every gradient rounded to
+its input's type once (docs/numerics.md).
+
 Determinism: under torch.use_deterministic_algorithms(True) (also with warn_only) or
 MX_DCN_DETERMINISTIC=1, col2im runs its deterministic mode: grad x summed in a fixed order, bitwise the
 same whatever the order the vector cores run in (kernels_ascend/op_kernel/mx_dcn_col2im.cpp).
@@ -80,19 +86,22 @@ class _AscendCFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, offset, mask, weight, bias, problem: Problem, kernels: SamplingKernels):
+        """x, offset, mask float32; weight and bias float32, or float16 / bfloat16: the columns' and the
+        products' type (the output's too)."""
         p = problem
+        cube = weight.dtype
         x_nhwc = channels_last(p, x)
         offset, mask = offset.contiguous(), None if mask is None else mask.contiguous()
         direct = _direct(p)
         w = _weight_rows(p, weight) if direct else _weight_matrix(p, weight)
         plane, taps_c = p.out_height * p.out_width, p.kernel_taps * p.in_channels
         if direct:
-            out = x.new_empty(p.batch, p.out_channels, p.out_height, p.out_width)
+            out = weight.new_empty(p.batch, p.out_channels, p.out_height, p.out_width)
         else:
-            rows_out = x.new_empty(p.batch * plane, p.out_channels)
+            rows_out = weight.new_empty(p.batch * plane, p.out_channels)
         for start, count in launch_chunks(p):
-            columns = x.new_empty(count, p.kernel_taps, p.in_channels)
-            kernels.im2col(launch_shape(p, start, count), x_nhwc, offset, mask, columns)
+            columns = weight.new_empty(count, p.kernel_taps, p.in_channels)
+            kernels.im2col(launch_shape(p, start, count, columns=cube), x_nhwc, offset, mask, columns)
             if direct:   # out[n] = bias + W (C_out, K*C) @ columns[n]^T, per image of the launch
                 images = count // plane
                 target = out[start // plane:start // plane + images].view(images, p.out_channels, plane)
@@ -126,7 +135,8 @@ class _AscendCFunction(torch.autograd.Function):
         grad_x = torch.zeros_like(x_nhwc) if need_sampling else None
         grad_off = torch.empty_like(offset) if need_sampling else None
         grad_msk = torch.empty_like(mask) if need_sampling and mask is not None else None
-        grad_w = torch.zeros_like(w) if need_w else None
+        grad_w = torch.zeros_like(w, dtype=torch.float32) if need_w else None   # summed over launches in fp32
+        w32 = w.float()
         if direct:
             go_all = grad_out.contiguous().view(p.batch, p.out_channels, plane)
         else:
@@ -138,18 +148,19 @@ class _AscendCFunction(torch.autograd.Function):
             else:
                 go = grad_rows[start:start + count].permute(1, 0, 2)                    # (g, count, C_out/g)
             if need_w:
-                columns = x_nhwc.new_empty(count, p.kernel_taps, p.in_channels)
-                kernels.im2col(shape, x_nhwc, offset, mask, columns)
+                columns = w.new_empty(count, p.kernel_taps, p.in_channels)
+                kernels.im2col(launch_shape(p, start, count, columns=w.dtype), x_nhwc, offset, mask, columns)
                 if direct:   # grad W (C_out, K*C) += sum over images of grad_out[n] @ columns[n]
-                    grad_w += torch.bmm(go, columns.view(-1, plane, taps_c)).sum(0)
+                    grad_w += torch.bmm(go, columns.view(-1, plane, taps_c)).sum(0, dtype=torch.float32)
                 else:
-                    grad_w += torch.bmm(_group_columns(p, columns).transpose(1, 2), go)
-            if need_sampling:
+                    grad_w += torch.bmm(_group_columns(p, columns).transpose(1, 2), go).float()
+            if need_sampling:   # in float32: col2im takes float32 grad columns
+                go32 = go.float()
                 if direct:   # grad columns[n] = grad_out[n]^T @ W
-                    grad_columns = torch.bmm(go.transpose(1, 2), w.expand(go.shape[0], p.out_channels, taps_c))
+                    grad_columns = torch.bmm(go32.transpose(1, 2), w32.expand(go.shape[0], p.out_channels, taps_c))
                     grad_columns = grad_columns.view(count, p.kernel_taps, p.in_channels)
                 else:
-                    grad_columns = _ungroup_columns(p, torch.bmm(go, w.transpose(1, 2)))
+                    grad_columns = _ungroup_columns(p, torch.bmm(go32, w32.transpose(1, 2)))
                 kernels.col2im(launch_shape(p, start, count, deterministic), x_nhwc, offset, mask, grad_columns,
                                grad_x, grad_off, grad_msk)
         gx = grad_x.permute(0, 3, 1, 2) if need_x else None
@@ -157,19 +168,20 @@ class _AscendCFunction(torch.autograd.Function):
         gmask = grad_msk if need_mask and grad_msk is not None else None
         gw = None
         if need_w and direct:
-            gw = grad_w.view(p.out_channels, p.kernel_h, p.kernel_w, p.in_channels).permute(0, 3, 1, 2)
+            gw = grad_w.to(w.dtype).view(p.out_channels, p.kernel_h, p.kernel_w, p.in_channels).permute(0, 3, 1, 2)
         elif need_w:
-            gw = grad_w.reshape(g, p.kernel_h, p.kernel_w, p.in_channels // g, p.out_channels // g)
+            gw = grad_w.to(w.dtype).reshape(g, p.kernel_h, p.kernel_w, p.in_channels // g, p.out_channels // g)
             gw = gw.permute(0, 4, 3, 1, 2).reshape(ctx.weight_shape)
         gb = grad_out.sum(dim=(0, 2, 3)) if need_b and ctx.has_bias else None
         return gx, goff, gmask, gw, gb, None, None
 
 
 def run_with_kernels(problem: Problem, x, offset, mask, weight, bias, kernels: SamplingKernels) -> torch.Tensor:
-    """The ascendc algorithm with a given kernel provider; differentiable. Half types are computed in
-    float32 and the result cast back (autograd carries the casts)."""
-    out_dtype = x.dtype
-    f32 = torch.float32
-    cast = [None if t is None else t.to(f32) for t in (x, offset, mask, weight, bias)]
-    out = _AscendCFunction.apply(*cast, problem, kernels)
-    return out.to(out_dtype)
+    """The ascendc algorithm with a given kernel provider; differentiable. x, offsets and masks are
+    sampled in float32; with float16 / bfloat16 inputs the columns, the weight, the bias and the output
+    keep that type (float32 accumulation on the cube); autograd carries the casts."""
+    f32, cube = torch.float32, x.dtype if x.dtype in (torch.float16, torch.bfloat16) else torch.float32
+    sampled = [None if t is None else t.to(f32) for t in (x, offset, mask)]
+    products = [None if t is None else t.to(cube) for t in (weight, bias)]
+    out = _AscendCFunction.apply(*sampled, *products, problem, kernels)
+    return out.to(x.dtype)

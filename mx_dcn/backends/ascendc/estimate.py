@@ -76,6 +76,8 @@ class _OpTrace(TorchDispatchMode):
         if name in _MATMULS:
             a, b = args[-2], args[-1]   # (.., m, k) x (.., k, n)
             flops = 2 * a.numel() * b.shape[-1]
+            if a.dtype in (torch.float16, torch.bfloat16):
+                name += ":half"   # the cube's half-precision rate
         self.ops.append((name, read + written, flops))
         return out
 
@@ -157,6 +159,7 @@ class Costs:
         self.launch_s = v["launch_us"] * 1e-6
         self.atomic_factor = v["atomic_cost_factor"]
         self.cube_flops = v["cube_cores"] * v["cube_fp32_macs_per_cycle"] * 2 * self.clock
+        self.cube_half_flops = v["cube_cores"] * v["cube_half_macs_per_cycle"] * 2 * self.clock
         self.vector_elements = v["vector_cores"] * 64 / v["vec_cycles_per_repeat"] * self.clock   # fp32 / s
         self.vector_cores = int(v["vector_cores"])
         self.cube_cores = int(v["cube_cores"])
@@ -177,7 +180,7 @@ def _kernel_launch(launch, costs: Costs) -> dict:
 
 def _torch_op(op: tuple, costs: Costs) -> dict:
     name, nbytes, flops = op
-    roofline = max(nbytes / costs.hbm, flops / costs.cube_flops)
+    roofline = max(nbytes / costs.hbm, flops / (costs.cube_half_flops if name.endswith(":half") else costs.cube_flops))
     return dict(estimate_s=costs.launch_s + roofline, roofline_s=roofline, hbm_bytes=float(nbytes),
                 flops=float(flops), counters={}, critical_cycles=0.0, blocks=0)
 
@@ -185,7 +188,7 @@ def _torch_op(op: tuple, costs: Costs) -> dict:
 def _group(kernel_or_op: str) -> str:
     if kernel_or_op in ("im2col", "col2im"):
         return kernel_or_op
-    return "matmul (cube)" if kernel_or_op in _MATMULS else "torch ops (vector)"
+    return "matmul (cube)" if kernel_or_op.split(":")[0] in _MATMULS else "torch ops (vector)"
 
 
 # --------------------------------------------------------------------------- the fused forward, modelled
@@ -292,7 +295,7 @@ def npu_estimate(shapes: Optional[Sequence[str]] = None, library: Optional[str] 
             fusion = None
             if pass_name == "forward":
                 fusion = fused_forward(shape, [part for _, part in parts],
-                                       [op for op in trace["ops"] if op[0] in _MATMULS], costs)
+                                       [op for op in trace["ops"] if op[0].split(":")[0] in _MATMULS], costs)
             parts += [(op[0], _torch_op(op, costs)) for op in trace["ops"]]
             groups: Dict[str, dict] = collections.OrderedDict()
             for kind, part in parts:

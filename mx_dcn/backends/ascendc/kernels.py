@@ -13,7 +13,7 @@ import torch
 from . import toolkit
 from .device import device_soc, use_op_package
 from .sim_library import default_sim_library
-from .tiling import DEFAULT_VECTOR_CORES, SHAPE_FIELDS, TILING_FIELDS, UB_BYTES, VECTOR_CORES
+from .tiling import COLUMNS_TYPES, DEFAULT_VECTOR_CORES, SHAPE_FIELDS, TILING_FIELDS, UB_BYTES, VECTOR_CORES
 
 class SamplingKernels:
     """The two sampling kernels on fp32 contiguous tensors (x (N,H,W,C); offset (N,2K,Ho,Wo) with
@@ -107,11 +107,12 @@ class SimKernels(SamplingKernels):
         self.launches: List[Launch] = []
 
     @staticmethod
-    def _ptr(t: Optional[torch.Tensor]):
+    def _ptr(t: Optional[torch.Tensor], dtypes=(torch.float32,)):
         if t is None:
             return None
-        if t.device.type != "cpu" or t.dtype != torch.float32 or not t.is_contiguous():
-            raise ValueError(f"the AscendC model takes CPU float32 contiguous tensors, got {t.device} {t.dtype}")
+        if t.device.type != "cpu" or t.dtype not in dtypes or not t.is_contiguous():
+            raise ValueError(f"the AscendC model takes CPU {'/'.join(str(d) for d in dtypes)} contiguous tensors, "
+                             f"got {t.device} {t.dtype}")
         return ctypes.c_void_p(t.data_ptr())
 
     def _shape(self, shape):
@@ -142,7 +143,11 @@ class SimKernels(SamplingKernels):
         columns.fill_(float("nan"))
         err = ctypes.create_string_buffer(2048)
         self._start()
-        status = self.lib.mxdcn_sim_im2col(self._ptr(x), self._ptr(offset), self._ptr(mask), self._ptr(columns),
+        wanted = {code: dtype for dtype, code in COLUMNS_TYPES.items()}[dict(zip(SHAPE_FIELDS, shape))["columnsType"]]
+        if columns.dtype != wanted:
+            raise ValueError(f"columns: {columns.dtype}, the launch's columnsType says {wanted}")
+        status = self.lib.mxdcn_sim_im2col(self._ptr(x), self._ptr(offset), self._ptr(mask),
+                                           self._ptr(columns, tuple(COLUMNS_TYPES)),
                                            self._shape(shape), self.core_num, self.ub, err, len(err))
         self._check(status, err, "im2col", shape)
 

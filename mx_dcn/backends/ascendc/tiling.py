@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Dict, Sequence, Tuple
 
+import torch
+
 from ...problem import Problem
 from ...workspace import chunk_size
 
@@ -27,11 +29,14 @@ DEFAULT_VECTOR_CORES = 40
 
 IM2COL, COL2IM = 0, 1
 TILING_FIELDS = ("n", "h", "w", "c", "ho", "wo", "kh", "kw", "strideH", "strideW", "padH", "padW",
-                 "dilationH", "dilationW", "hasMask", "deterministic", "pixelStart", "pixelCount", "blockDim",
+                 "dilationH", "dilationW", "hasMask", "deterministic", "columnsType", "pixelStart", "pixelCount",
+                 "blockDim",
                  "pixelsPerBlock", "pixelsRemainder", "tilePixels", "tileStride", "planLen", "subRows", "slots",
                  "marginY", "marginX", "winRows", "winCols", "bandRows", "scanPixels", "ubBytes")
 SHAPE_FIELDS = ("n", "h", "w", "c", "ho", "wo", "kh", "kw", "strideH", "strideW", "padH", "padW",
-                "dilationH", "dilationW", "hasMask", "deterministic", "pixelStart", "pixelCount")
+                "dilationH", "dilationW", "hasMask", "deterministic", "columnsType", "pixelStart", "pixelCount")
+# columnsType: the element type of the columns im2col writes (the cube's input).
+COLUMNS_TYPES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
 # Status codes and texts of mxdcn::TilingStatus / DcnTilingMessage.
 TILING_MESSAGES = (
     "ok",
@@ -45,6 +50,7 @@ TILING_MESSAGES = (
     "the platform reports no vector cores",
     "more than 255 kernel taps: a repeat count over the taps exceeds 255",
     "(W - 1) * C / 8 exceeds 65535: the gap of a corner copy over an image row exceeds the 16-bit field",
+    "the columns' element type must be float32, float16 or bfloat16",
 )
 _BLOCK, _REPEAT, _MAX_REPEAT, _MAX_STRIDE, _MAX_TILE_PIXELS = 32, 64, 255, 65535, 32
 _U32_MAX, _EXACT_FLOAT_INT = 0xFFFFFFFF, 1 << 24
@@ -87,7 +93,7 @@ def ub_bytes(kind: int, d: Dict[str, int]) -> int:
     total = (2 * params + _plan_arrays(kind) * d["planLen"] * 4 + 3 * _align(d["planLen"] // 8, _BLOCK)
              + 2 * window + 2 * d["slots"] * 4 * c * 4)
     if kind == IM2COL:
-        total += (taps * d["tileStride"] * _BLOCK if d["hasMask"] else 0) + 2 * rows
+        total += (taps * d["tileStride"] * _BLOCK if d["hasMask"] else 0) + 2 * rows + (rows if d["columnsType"] else 0)
     else:
         total += 2 * rows + (4 * c + 32) * 4 + d["planLen"] * 8 * 4 + 4 * _BLOCK + 2 * params
         total += d["bandRows"] * d["w"] * c * 4 if d["deterministic"] else 2 * window
@@ -105,7 +111,9 @@ def compute_tiling(kind: int, shape: Sequence[int], core_num: int, ub: int = UB_
         return 1, zero
     if s["pixelCount"] == 0 or s["n"] == 0:
         return 2, zero
-    checks = [s[k] for k in SHAPE_FIELDS if k not in ("hasMask", "deterministic")]
+    if s["columnsType"] > 2:
+        return 10, zero
+    checks = [s[k] for k in SHAPE_FIELDS if k not in ("hasMask", "deterministic", "columnsType")]
     checks += [s["kh"] * s["kw"], s["pixelStart"] + s["pixelCount"], s["n"] * s["ho"] * s["wo"],
                s["ho"] * s["wo"] * 8, s["n"] * s["h"]]
     if any(v > _U32_MAX for v in checks):
@@ -119,7 +127,8 @@ def compute_tiling(kind: int, shape: Sequence[int], core_num: int, ub: int = UB_
         return 5, zero
     if (s["w"] - 1) * s["c"] // 8 > _MAX_STRIDE:
         return 9, zero
-    d = dict(s, hasMask=int(bool(s["hasMask"])), deterministic=int(kind == COL2IM and bool(s["deterministic"])))
+    d = dict(s, hasMask=int(bool(s["hasMask"])), deterministic=int(kind == COL2IM and bool(s["deterministic"])),
+             columnsType=s["columnsType"] if kind == IM2COL else 0)
     block_dim = min(s["pixelCount"], core_num)
     d["blockDim"] = block_dim
     d["pixelsPerBlock"], d["pixelsRemainder"] = divmod(s["pixelCount"], block_dim)
@@ -163,11 +172,12 @@ def compute_tiling(kind: int, shape: Sequence[int], core_num: int, ub: int = UB_
     return 6, zero
 
 
-def launch_shape(p: Problem, pixel_start: int, pixel_count: int, deterministic: bool = False) -> Tuple[int, ...]:
-    """The 18 shape values of one launch (SHAPE_FIELDS order)."""
+def launch_shape(p: Problem, pixel_start: int, pixel_count: int, deterministic: bool = False,
+                 columns=torch.float32) -> Tuple[int, ...]:
+    """The 19 shape values of one launch (SHAPE_FIELDS order); `columns` the dtype of im2col's columns."""
     return (p.batch, p.height, p.width, p.in_channels, p.out_height, p.out_width, p.kernel_h, p.kernel_w,
             p.stride[0], p.stride[1], p.padding[0], p.padding[1], p.dilation[0], p.dilation[1],
-            int(p.has_mask), int(deterministic), pixel_start, pixel_count)
+            int(p.has_mask), int(deterministic), COLUMNS_TYPES[columns], pixel_start, pixel_count)
 
 
 def pixel_chunk(p: Problem) -> int:

@@ -73,10 +73,16 @@ void LoadOpApi(const std::string& path) {
   api.path = path;
 }
 
-void CheckTensor(const at::Tensor& t, const char* name) {
+void CheckTensor(const at::Tensor& t, const char* name, bool halfAllowed) {
   TORCH_CHECK(t.device().type() == c10::DeviceType::PrivateUse1, name, ": expected an NPU tensor, got ", t.device());
-  TORCH_CHECK(t.scalar_type() == at::kFloat, name, ": expected float32, got ", t.scalar_type());
+  const bool half = t.scalar_type() == at::kHalf || t.scalar_type() == at::kBFloat16;
+  TORCH_CHECK(t.scalar_type() == at::kFloat || (halfAllowed && half), name, ": expected float32",
+              halfAllowed ? ", float16 or bfloat16" : "", ", got ", t.scalar_type());
   TORCH_CHECK(t.is_contiguous(), name, ": expected a contiguous tensor");
+}
+
+aclDataType AclType(const at::Tensor& t) {
+  return t.scalar_type() == at::kHalf ? ACL_FLOAT16 : t.scalar_type() == at::kBFloat16 ? ACL_BF16 : ACL_FLOAT;
 }
 
 // The acl handles of one launch. They must outlive the queued launch, so the handler owns them.
@@ -90,11 +96,12 @@ struct Handles {
     for (aclTensor* t : tensors) aclDestroyTensor(t);
     for (aclIntArray* a : arrays) aclDestroyIntArray(a);
   }
-  aclTensor* Tensor(const at::Tensor& t, const char* name) {
-    CheckTensor(t, name);
+  // halfAllowed: im2col's columns, float16 / bfloat16 when the cube takes half-precision columns.
+  aclTensor* Tensor(const at::Tensor& t, const char* name, bool halfAllowed = false) {
+    CheckTensor(t, name, halfAllowed);
     std::vector<int64_t> dims(t.sizes().begin(), t.sizes().end());
     std::vector<int64_t> strides(t.strides().begin(), t.strides().end());
-    aclTensor* h = aclCreateTensor(dims.data(), dims.size(), ACL_FLOAT, strides.data(), 0, ACL_FORMAT_ND,
+    aclTensor* h = aclCreateTensor(dims.data(), dims.size(), AclType(t), strides.data(), 0, ACL_FORMAT_ND,
                                    dims.data(), dims.size(), t.data_ptr());
     TORCH_CHECK(h != nullptr, name, ": aclCreateTensor failed");
     tensors.push_back(h);
@@ -146,7 +153,7 @@ void Im2col(const at::Tensor& x, const at::Tensor& offset, const c10::optional<a
   aclTensor* ax = h->Tensor(x, "x");
   aclTensor* aoff = h->Tensor(offset, "offset");
   aclTensor* amask = h->Optional(mask, "mask");
-  aclTensor* acol = h->Tensor(columns, "columns");
+  aclTensor* acol = h->Tensor(columns, "columns", true);
   uint64_t workspaceSize = 0;
   aclOpExecutor* executor = nullptr;
   const aclnnStatus status = Api().im2colWorkspace(

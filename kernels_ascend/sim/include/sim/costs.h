@@ -54,7 +54,10 @@
     "no public figure: device-side cost of one kernel / operator launch (sampling kernels, matmuls, copies)")    \
   F(cube_fp32_macs_per_cycle, 1024, "MAC/cycle/core",                                                             \
     "Mmad float x float on NPU arch 2201: cube m, n, k = 16, 16, 4 (docs/zh/api/附录/Cube指令理论性能汇总.md, "   \
-    "table 1); HF32 off, torch_npu.npu.matmul.allow_hf32 defaults to False (hiascend torch_npu API docs)")
+    "table 1); HF32 off, torch_npu.npu.matmul.allow_hf32 defaults to False (hiascend torch_npu API docs)")      \
+  F(cube_half_macs_per_cycle, 4096, "MAC/cycle/core",                                                             \
+    "Mmad half x half and bfloat16_t x bfloat16_t on NPU arch 2201: cube m, n, k = 16, 16, 16 "                   \
+    "(docs/zh/api/附录/Cube指令理论性能汇总.md, table 1); float32 accumulation in L0C")
 
 namespace AscendC {
 namespace sim {

@@ -1,7 +1,9 @@
 // Rounding, index generation, broadcast and per-block reduction in the AscendC CPU model:
 //   Cast(dst, src, roundMode, count) -- count form (kernel_operator_vec_vconv_intf.h). The model
 //     implements float -> float, whose Atlas A2 round modes are CAST_RINT / FLOOR / CEIL / ROUND /
-//     TRUNC (Cast.md, the Atlas A2 table; CAST_NONE is not among them). Table 10: 64 lanes per cycle.
+//     TRUNC (Cast.md, the Atlas A2 table; CAST_NONE is not among them), and float -> half / bfloat16_t
+//     with CAST_RINT (and, for half, CAST_NONE, which means CAST_RINT when precision is lost: Cast.md,
+//     RoundMode); the other modes of those are not modelled. Table 10: 64 float lanes per cycle.
 //   CreateVecIndex(dst, first, count) -- dst[i] = first + i (kernel_operator_vec_createvecindex_intf.h,
 //     CreateVecIndex.md); float / int32_t; table 13: 64 lanes per cycle.
 //   Brcb(dst, src, repeatTime, BrcbRepeatParams(dstBlkStride, dstRepStride)) -- repeat r reads 8
@@ -30,11 +32,38 @@ struct BrcbRepeatParams {
   uint32_t dstRepStride = 8;
 };
 
+namespace sim {
+// float -> half / bfloat16_t, count form: different element sizes, so no overlap at all.
+template <typename T>
+void NarrowCount(const char* what, const LocalTensor<T>& dst, const LocalTensor<float>& src, const RoundMode& mode,
+                 uint32_t count) {
+  if (mode != RoundMode::CAST_RINT && !(std::is_same<T, half>::value && mode == RoundMode::CAST_NONE)) {
+    Fail(std::string(what) + ": float -> " + (std::is_same<T, half>::value ? "half" : "bfloat16_t") +
+         " is modelled with CAST_RINT" + (std::is_same<T, half>::value ? " (or CAST_NONE)" : "") + " only, not round mode " +
+         Str(uint64_t(mode)));
+  }
+  Span d, s;
+  T* pd = SpanPtr(dst, count, what, d);
+  const float* ps = SpanPtr(src, count, what, s);
+  CheckSpanOverlap(what, d, s, false, "src");
+  pipes().Begin(Pipe::V);
+  SpanTouch(s, false, what);
+  SpanTouch(d, true, what);
+  for (uint32_t i = 0; i < count; ++i) pd[i] = T(ps[i]);
+  CountDone(count, s.bytes, cost::vec_cycles_per_repeat);
+}
+}  // namespace sim
+
 template <typename T, typename U>
 void Cast(const LocalTensor<T>& dst, const LocalTensor<U>& src, const RoundMode& roundMode, const uint32_t count) {
-  static_assert(std::is_same<T, float>::value && std::is_same<U, float>::value,
-                "the model implements Cast float -> float only");
+  static_assert(std::is_same<U, float>::value &&
+                    (std::is_same<T, float>::value || std::is_same<T, half>::value || std::is_same<T, bfloat16_t>::value),
+                "the model implements Cast from float to float, half and bfloat16_t");
   const char* what = "Cast(count)";
+  if constexpr (!std::is_same<T, float>::value) {
+    sim::NarrowCount(what, dst, src, roundMode, count);
+    return;
+  } else {
   float (*round)(float) = nullptr;
   switch (roundMode) {
     case RoundMode::CAST_RINT: round = std::nearbyint; break;   // ties to even (default FP environment)
@@ -47,6 +76,7 @@ void Cast(const LocalTensor<T>& dst, const LocalTensor<U>& src, const RoundMode&
                 "(Cast.md), not round mode " + sim::Str(uint64_t(roundMode)));
   }
   sim::UnaryCount(what, dst, src, count, [&](float v) { return round(v); });
+  }
 }
 
 template <typename T>

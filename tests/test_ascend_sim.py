@@ -305,3 +305,23 @@ def test_deterministic_mode_gives_bitwise_equal_grad_x_whatever_the_block_order(
     for other in runs[1:]:
         for got, want in zip(other, runs[0]):
             assert torch.equal(got, want)
+
+
+def test_deterministic_grad_x_does_not_depend_on_the_bands_or_tiles():
+    """The deterministic sum runs in (pixel, tap) order of the launch whatever the tiling: with a UB so
+    small that a block's rows take several bands and the walk narrower tiles, grad_x is bitwise the same."""
+    case = Case("bands", 1, 64, 13, 21, 8, padding=(1, 1), offsets="outside")
+    shape = (1, 13, 21, 64, 13, 21, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 273)
+    full, small = compute_tiling(COL2IM, shape, 3)[1], compute_tiling(COL2IM, shape, 3, 64 * 1024)[1]
+    owned = (13 + 2) // 3
+    assert full["bandRows"] == owned and small["bandRows"] < owned and small["scanPixels"] < full["scanPixels"]
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        grads = []
+        for ub in (UB_BYTES, 64 * 1024):
+            leaves, *_ = run_case(case, SimKernels(sim_library(), core_num=3, ub=ub), seed=4)
+            grads.append(leaves["x"].grad.clone())
+    finally:
+        torch.use_deterministic_algorithms(previous)
+    assert torch.equal(grads[0], grads[1])

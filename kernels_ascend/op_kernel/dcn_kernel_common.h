@@ -237,10 +237,12 @@ class DcnKernelBase {
       WaitFlag<HardEvent::S_V>(planRead_);
       planReadPending_ = false;
     }
-    Add<float>(y_, params, tapY_, n);
-    Adds<float>(y_, y_, float(t.ho * strideH_), n);
-    Add<float>(x_, params[planLen_], tapX_, n);
-    Adds<float>(x_, x_, float(t.wo * strideW_), n);
+    // The integer part first (exact), then the offset: one rounding, so a sample's coordinate does
+    // not depend on where its tile starts (the deterministic grad_x is the same for every tiling).
+    Adds<float>(y_, tapY_, float(t.ho * strideH_), n);
+    Add<float>(y_, params, y_, n);
+    Adds<float>(x_, tapX_, float(t.wo * strideW_), n);
+    Add<float>(x_, params[planLen_], x_, n);
     // inside: -1 < y < H and -1 < x < W (false for NaN)
     Compares(inside_, y_, -1.0f, CMPMODE::GT, bits);
     Compares(cmp_, y_, float(h_), CMPMODE::LT, bits);

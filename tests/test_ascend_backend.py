@@ -83,9 +83,15 @@ def test_half_types_are_accepted():
         assert rules(explain(tensors(dtype=dtype))) == []
 
 
-def test_tiling_message_names_the_limit():
-    report = explain(tensors(n=1, h=101, w=101, k=101, padding=0, c_out=4))
-    assert "Unified Buffer" in report.backends["ascendc"].violations[0].message
+@pytest.mark.parametrize("make,phrase", [
+    (lambda: tensors(n=1, h=101, w=101, k=101, padding=0, c_out=4), "more than 255 kernel taps"),
+    (lambda: tensors(n=1, c_in=1984, h=16, w=16, k=15, padding=0, c_out=4), "Unified Buffer"),
+    (lambda: tensors(c_in=2048, c_out=4), "more than 2040 channels"),
+    (lambda: tensors(c_in=128, w=5000, c_out=4), "the gap of a corner copy"),
+])
+def test_tiling_message_names_the_limit(make, phrase):
+    report = explain(make())
+    assert rules(report) == ["tiling"] and phrase in report.backends["ascendc"].violations[0].message
 
 
 def test_available_says_torch_npu_is_missing_here():

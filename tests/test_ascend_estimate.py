@@ -10,7 +10,7 @@ import torch
 from mx_dcn.backends.ascendc import estimate, sim_library
 from mx_dcn.backends.ascendc.algorithm import run_with_kernels
 from mx_dcn.backends.ascendc.kernels import SimKernels
-from mx_dcn.backends.ascendc.tiling import VECTOR_CORES
+from mx_dcn.backends.ascendc.tiling import SHAPE_FIELDS, VECTOR_CORES
 from mx_dcn.problem import describe
 from mx_dcn.testing.cases import Case
 from mx_dcn.testing.oracle import oracle_backward
@@ -22,57 +22,62 @@ from test_cli import run_main
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # One image 2x2, 64 channels, a 1x1 kernel, zero offsets, mask of ones: 4 pixels, one block.
-SMALL = (1, 2, 2, 64, 2, 2, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 4)
+SMALL = (1, 2, 2, 64, 2, 2, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 0, 4)
 
 
 def _small_launches():
     kernels = SimKernels(built_library(), core_num=1)
     x = torch.randn(1, 2, 2, 64, generator=torch.Generator().manual_seed(0))
-    offset, mask = torch.zeros(4, 1, 2), torch.ones(4, 1)
+    offset, mask = torch.zeros(1, 2, 2, 2), torch.ones(1, 1, 2, 2)
     kernels.im2col(SMALL, x, offset, mask, torch.empty(4, 1, 64))
-    kernels.col2im(SMALL, x, offset, mask, torch.randn(4, 1, 64), torch.zeros_like(x), torch.empty(4, 1, 2),
-                   torch.empty(4, 1))
+    kernels.col2im(SMALL, x, offset, mask, torch.randn(4, 1, 64), torch.zeros_like(x), torch.empty(1, 2, 2, 2),
+                   torch.empty(1, 1, 2, 2))
     return [launch.counters[0] for launch in kernels.launches]
 
 
 def test_counters_of_a_small_case_counted_by_hand():
-    """Each pixel samples at its own integer position (zero offsets): weight 1 on corner (y, x), the
-    others weight 0 but read when inside the 2x2 image. Valid corners per pixel (0,0), (0,1), (1,0),
-    (1,1): 4, 2, 2, 1 (9 in all). One corner-row DataCopy per image row with a valid corner (2 bursts
-    when both are valid): 2 + 2 + 1 + 1 = 6 copies, 9 bursts of 256 bytes = 2304 bytes. One tile of 4
-    pixels: the offsets (32 bytes) and masks (16 -> 32 bytes) by DataCopyPad.
+    """The tiling (tests/test_ascend_tiling.py): tiles of 2 pixels (one output row each, 2 tiles),
+    plan arrays of 64 floats (one 256-byte repeat), a window of 8 x 12 pixels cut to the virtual image
+    [-1, 2] x [-1, 2] = 4 x 4, with zero borders; every sample (zero offset, at its own pixel) lies in it.
 
-    im2col, per pixel: Duplicate + one Axpy per valid corner + Muls (1 repeat each, 64 floats):
-    17 instructions; a 256-byte column store; 3 GetValue (dy, dx, mask). GM read 2304 + 64 = 2368,
-    write 4 x 256 = 1024; MTE2 copies 6 + 2, MTE3 4. Flags: MTE2_S and S_MTE2 once (the tile), each
-    queue (2 buffers, 4 pixels) 4 EnQue/DeQue pairs and 4 FreeTensor whose events the 3rd and 4th
-    AllocTensor and, for the last two, the queue's end wait: MTE2_V, V_MTE2, V_MTE3, MTE3_V 4 each;
-    18 in all. One PipeBarrier<PIPE_ALL> (TPipe's end).
-    col2im, per pixel: the grad column (256 bytes) and the corners in; Muls per valid corner, 3
-    Duplicate, 3 Axpy per valid corner, 3 Mul, 3 ReduceSum: 9 + 4 v = 72 instructions over the 4
-    pixels, 72 x 64 elements; an atomic 256-byte add per valid corner (2304 bytes); V_S and S_V once;
-    3 GetValue (sums) + 3 (offsets, mask) and 3 SetValue (grad offset dy, dx, grad mask). The tile's
-    grad offsets (32 bytes) and grad masks (16 -> 32) go out by DataCopyPad after S_MTE3, then MTE3_S.
-    Queues of 1 buffer: MTE2_V and V_MTE2 4 each for the grad column and for the corners, V_MTE3 and
-    MTE3_V 4 for the grad x rows; 36 flags.
-    Timeline: a vector instruction costs 8 + 1 cycle per repeat, a ReduceSum 2 x 8 + 7 x (1 + 1); the
-    scalar unit 2 cycles per issued instruction (copies, vector ops, SetFlag, WaitFlag, the barrier)
-    and 4 per GetValue / SetValue: im2col 66 x 2 + 12 x 4 = 180, col2im 168 x 2 + 36 x 4 = 480. MTE2 of
-    im2col (one core: 32 bytes/cycle): 128 + 32/32 for each DataCopyPad (GM offset 0, 512-aligned), the
-    corner copies at 70% of the rate (their GM offsets or burst pitch of 256 bytes are not 512-aligned):
-    three of two bursts 128 + 512/22.4, three of one 128 + 256/22.4."""
+    Per tile, both kernels: MTE2 copies dy, dx, mask (DataCopyPad, one 8-byte burst each, counted as a
+    32-byte block) and the window (2 rows of 2 pixels, 2 x 512 bytes) -- 4 copies, 1120 bytes; the window
+    zeroed first (Duplicate of 16 x 64 floats: 16 repeats) with a V_MTE2 hand-off. The plan: 38 vector
+    instructions of one repeat (coordinates 4, inside test 4 Compares + 3 And, 2 Select, 2 Cast,
+    4 Sub, 4 Mul, window test 4 Compares + 4 And, offset 5, 2 Select) over 2012 elements (And counts
+    4 uint16 words). Once per block: the tap constants (5 instructions of one repeat, 96 elements).
+    im2col, per tile: Brcb of the masks (1 repeat, 64 elements); per sample 4 blend instructions (Muls
+    + 3 Axpy, 64 floats); the mask multiply (1 Mul of 2 repeats); one store of the 2 rows (512 bytes).
+    So 103 instructions, 135 repeats, 7576 elements; 5 GetValue per sample (code, 4 weights) = 20.
+    col2im, per tile: the grad rows in (512 bytes: 5 MTE2 copies, 1632 bytes per tile); 4 Mul for mask
+    * w; the dot slots zeroed (512 floats, 8 repeats) and the window's grad zeroed (16 repeats); per
+    sample 4 Mul + 2 ReduceDataBlock (4 repeats, then 1 of 32 lanes) for D_q and 4 Axpy into the
+    window's grad; 4 GatherMask (8 repeats, 2 cycles each); 19 instructions for the grad offsets and
+    masks; out: 3 DataCopyPad (dy, dx, mask grads, 32 bytes each) and the window's grad (2 x 512 bytes,
+    atomic). Plus 4 Duplicate of the gather patterns once: 185 instructions, 327 repeats; 20 GetValue
+    (code, 4 mask * w per sample). Each GatherMask makes the scalar unit wait for the vector pipe.
+
+    Flags: per tile V_S (plan ready) and S_V (plan read, waited by the next plan or the kernel end);
+    the queues: EnQue/DeQue MTE2_V per tile and queue (params, window; col2im: grad rows), FreeTensor
+    V_MTE2 waited at the kernel end (2 buffers each); the border zeroing V_MTE2; the output queues
+    V_MTE3 / MTE3_V. Timeline: a vector instruction costs 8 + repeats cycles (GatherMask 2 per repeat);
+    the scalar unit 2 cycles per issued instruction and 4 per GetValue. MTE2 of im2col (one core: 32
+    bytes/cycle): 128 + bytes / 32 for the copies starting 512-byte aligned (dy and mask of tile 0,
+    the windows: 2 bursts 512 bytes apart), bytes / 22.4 (70%) for the others; MTE3: two aligned 512-byte
+    stores."""
     im2col, col2im = _small_launches()
-    want_im2col = dict(gm_read_bytes=2368, gm_write_bytes=1024, atomic_bytes=0, mte2_copies=8, mte3_copies=4,
-                       vec_instructions=17, vec_repeats=17, vec_elements=17 * 64, scalar_reads=12, scalar_writes=0,
-                       set_flags=18, wait_flags=18, scalar_vector_waits=0, pipe_barriers=1, waits_MTE2_V=4,
-                       waits_V_MTE2=4, waits_V_MTE3=4, waits_MTE3_V=4, waits_MTE2_S=1, waits_S_MTE2=1,
-                       busy_v=17 * 9, busy_s=180, busy_mte2=2 * 129 + 3 * (128 + 512 / 22.4) + 3 * (128 + 256 / 22.4))
-    want_col2im = dict(gm_read_bytes=4 * 256 + 2304 + 64, gm_write_bytes=64, atomic_bytes=2304, mte2_copies=12,
-                       mte3_copies=11, vec_instructions=72, vec_repeats=72, vec_elements=72 * 64, scalar_reads=24,
-                       scalar_writes=12, set_flags=36, wait_flags=36, scalar_vector_waits=8, pipe_barriers=1,
-                       waits_MTE2_V=8, waits_V_MTE2=8, waits_V_MTE3=4, waits_MTE3_V=4, waits_MTE2_S=1,
-                       waits_S_MTE2=1, waits_S_MTE3=1, waits_MTE3_S=1, waits_V_S=4, waits_S_V=4,
-                       busy_v=60 * 9 + 12 * (16 + 14), busy_s=480)
+    aligned, unaligned = 128 + 32 / 32, 128 + 32 / 22.4
+    want_im2col = dict(gm_read_bytes=2240, gm_write_bytes=1024, atomic_bytes=0, mte2_copies=8, mte3_copies=2,
+                       vec_instructions=103, vec_repeats=135, vec_elements=7576, scalar_reads=20, scalar_writes=0,
+                       set_flags=18, wait_flags=18, scalar_vector_waits=4, pipe_barriers=1, waits_MTE2_V=4,
+                       waits_V_MTE2=6, waits_V_MTE3=2, waits_MTE3_V=2, waits_V_S=2, waits_S_V=2,
+                       busy_v=103 * 8 + 135, busy_s=(103 + 10 + 36 + 1) * 2 + 20 * 4,
+                       busy_mte2=2 * aligned + 4 * unaligned + 2 * (128 + 1024 / 32), busy_mte3=2 * (128 + 512 / 32))
+    want_col2im = dict(gm_read_bytes=3264, gm_write_bytes=192, atomic_bytes=2048, mte2_copies=10, mte3_copies=8,
+                       vec_instructions=185, vec_repeats=327, vec_elements=19512, scalar_reads=20, scalar_writes=0,
+                       set_flags=26, wait_flags=26, scalar_vector_waits=12, pipe_barriers=1, waits_MTE2_V=6,
+                       waits_V_MTE2=8, waits_V_MTE3=4, waits_MTE3_V=4, waits_V_S=2, waits_S_V=2,
+                       busy_v=185 * 8 + 327 + 4 * 2 * 8, busy_s=(185 + 18 + 52 + 1) * 2 + 20 * 4)
     for got, want, kernel in ((im2col, want_im2col, "im2col"), (col2im, want_col2im, "col2im")):
         for name, value in want.items():
             assert got[name] == pytest.approx(value, rel=1e-12), f"{kernel} {name}: {got[name]} != {value}"
@@ -149,21 +154,29 @@ def test_the_estimate_shapes_are_the_benchmark_targets_and_the_bev_stages():
 
 
 def test_the_trace_holds_every_launch_of_both_passes():
-    """On meta tensors: the forward launches im2col and one matmul per launch; the backward im2col,
-    col2im and two matmuls per launch, plus the layout copies, zeroing and bias of the algorithm."""
+    """On meta tensors: the forward launches im2col and one matmul per launch (writing the NCHW output
+    with the bias: baddbmm); the backward im2col, col2im and two matmuls per launch, plus the layout
+    copies and zeroing of the algorithm -- not the channels-last x again (kept from the forward); the
+    deterministic backward the same ops, col2im in its deterministic mode."""
     n, c, h, w, c_out = shape = (2, 64, 16, 16, 128)
     passes = estimate.trace_passes(shape)
     fwd, bwd = passes["forward"], passes["backward"]
     assert [k for k, _ in fwd["kernels"]] == ["im2col"]
     assert [k for k, _ in bwd["kernels"]] == ["im2col", "col2im"]
+    det = passes["det_bwd"]
+    assert det["ops"] == bwd["ops"] and [k for k, _ in det["kernels"]] == ["im2col", "col2im"]
+    flag = SHAPE_FIELDS.index("deterministic")
+    assert [s[flag] for k, s in bwd["kernels"] if k == "col2im"] == [0]
+    assert [s[flag] for k, s in det["kernels"] if k == "col2im"] == [1]
     pixels = n * h * w
     matmul_flops = 2 * pixels * 9 * c * c_out
     assert [f for name, _, f in fwd["ops"] if f] == [matmul_flops]
     assert [f for name, _, f in bwd["ops"] if f] == [matmul_flops, matmul_flops]
     x_bytes = n * c * h * w * 4
     assert ("clone", 2 * x_bytes, 0) in fwd["ops"]          # x to channels-last
+    assert ("clone", 2 * x_bytes, 0) not in bwd["ops"]      # ... once
     assert ("zeros_like", x_bytes, 0) in bwd["ops"]         # grad x zeroed before the atomic adds
-    assert any(name == "add_" for name, _, _ in fwd["ops"])  # bias
+    assert [name for name, _, _ in fwd["ops"]] == ["clone", "clone", "baddbmm"]   # x, weight, product + bias
 
 
 def test_cli_npu_estimate_json_and_table(capsys):
@@ -171,7 +184,8 @@ def test_cli_npu_estimate_json_and_table(capsys):
     assert status == 0, err
     records = json.loads(out)
     assert [(r["shape"], r["pass"]) for r in records] == [([1, 256, 32, 32, 256], "forward"),
-                                                         ([1, 256, 32, 32, 256], "backward")]
+                                                         ([1, 256, 32, 32, 256], "backward"),
+                                                         ([1, 256, 32, 32, 256], "det_bwd")]
     for r in records:
         assert r["estimate_us"] > r["roofline_us"] > 0 and "ESTIMATE" in r["note"]
         assert r["estimate_us"] == pytest.approx(sum(k["estimate_us"] for k in r["launches"]))
@@ -179,8 +193,24 @@ def test_cli_npu_estimate_json_and_table(capsys):
         assert {"im2col", "matmul (cube)", "torch ops (vector)"} <= kernels
     col2im = next(k for k in records[1]["launches"] if k["kernel"] == "col2im")
     assert col2im["per_pixel"]["scalar_vector_waits"] > 0
+    det = next(k for k in records[2]["launches"] if k["kernel"] == "col2im")
+    assert det["per_pixel"]["gm_bytes"] > 0 and records[2]["estimate_us"] > records[1]["estimate_us"]
     status, out, err = run_main(capsys, "bench", "--npu-estimate", "--shapes", "n1_c256_32x32")
     assert status == 0 and "ESTIMATE" in out and "fwd+bwd" in out and "roofline us" in out, out
+    assert "deterministic backward:" in out and "over the atomic one" in out, out
+
+
+def test_half_products_are_costed_at_the_cubes_half_rate(sim):
+    """A product of float16 / bfloat16 operands is recorded as such and costed at the cube's half rate
+    (16 x 16 x 16 MACs per cycle against 16 x 16 x 4 for float32, sim/costs.h)."""
+    costs = estimate.Costs(sim.cost_table())
+    full, half = estimate._torch_op(("bmm", 0, 1e12), costs), estimate._torch_op(("bmm:half", 0, 1e12), costs)
+    assert full["roofline_s"] == pytest.approx(4 * half["roofline_s"])
+    with estimate._OpTrace() as trace:
+        for dtype in (torch.float32, torch.float16, torch.bfloat16):
+            torch.bmm(torch.empty(2, 8, 16, device="meta", dtype=dtype), torch.empty(2, 16, 4, device="meta", dtype=dtype))
+    assert [name for name, _, _ in trace.ops] == ["bmm", "bmm:half", "bmm:half"]
+    assert {estimate._group(name) for name, _, _ in trace.ops} == {"matmul (cube)"}
 
 
 @pytest.mark.parametrize("flag", [["--gemm"], ["--quick"], ["--repeats", "3"], ["--plot", "x.png"]])

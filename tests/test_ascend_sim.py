@@ -6,10 +6,11 @@ import torch
 
 from mx_dcn.backends.ascendc.algorithm import run_with_kernels
 from mx_dcn.backends.ascendc.kernels import SimError, SimKernels
-from mx_dcn.backends.ascendc.tiling import COL2IM, IM2COL, compute_tiling
+from mx_dcn.backends.ascendc.tiling import (COL2IM, COLUMNS_TYPES, IM2COL, SHAPE_FIELDS, UB_BYTES, compute_tiling,
+                                           launch_shape)
 from mx_dcn.problem import describe
 from mx_dcn.testing.cases import CASES as SHARED_CASES
-from mx_dcn.testing.cases import Case
+from mx_dcn.testing.cases import TOLERANCES, Case
 from mx_dcn.testing.oracle import oracle_backward, oracle_forward
 from mx_dcn.workspace import workspace_budget
 
@@ -70,7 +71,7 @@ def test_kernels_match_oracle(case, cores):
         status, tiling = compute_tiling(kind, shape, cores)
         assert status == 0
         assert blocks == tiling["blockDim"] == min(cores, pixels)
-        assert ub_peak == tiling["ubBytes"] <= 192 * 1024, (kernel, ub_peak, tiling["ubBytes"])
+        assert ub_peak == tiling["ubBytes"] <= UB_BYTES == 192 * 1024 - 256 - 8 * 1024, (kernel, ub_peak)
 
 
 def _accepted_by_ascendc(case: Case) -> bool:
@@ -111,35 +112,74 @@ def test_some_splits_are_uneven():
     assert len(uneven) >= 5, uneven
 
 
-def test_chunked_launches_and_channel_chunks():
-    """A small workspace budget splits the pixels into several launches; a small UB splits the
-    channels into chunks (cTile < C, the last chunk narrower) -- results unchanged."""
-    case = Case("chunked", 2, 256, 10, 12, 8, padding=(1, 1), offsets="outside", mask_kind="zeros")
-    kernels = SimKernels(sim_library(), core_num=5, ub=8 * 1024)
-    with workspace_budget(1024 * 1024):
-        leaves, out, grad_out, p = run_case(case, kernels, seed=3)
-    starts = sorted({launch.shape[15] for launch in kernels.launches})
-    assert len(starts) >= 2, "expected several launches"
-    tiles = {compute_tiling(IM2COL if kernel == "im2col" else COL2IM, shape, 5, 8 * 1024)[1]["cTile"]
-             for kernel, shape, *_ in kernels.launches}
-    assert max(tiles) < 256 and any(256 % t for t in tiles), tiles   # chunked, one with a narrower tail
+def _check_against_oracle(case, leaves, out, grad_out, what):
     args = case.args()
     want = oracle_forward(leaves["x"], leaves["offset"], leaves["mask"], leaves["weight"], leaves["bias"], **args)
-    assert_close(out, want, "chunked forward")
+    assert_close(out, want, f"{what} forward")
     grads = oracle_backward(leaves["x"], leaves["offset"], leaves["mask"], leaves["weight"], leaves["bias"],
                             grad_out, **args)
     for name in ("x", "offset", "mask", "weight", "bias"):
-        assert_close(leaves[name].grad, grads[name], f"chunked grad {name}")
+        if leaves[name] is not None:
+            assert_close(leaves[name].grad, grads[name], f"{what} grad {name}")
 
 
-def test_half_inputs_are_computed_in_float32_and_cast_back(sim):
-    case = CASES[0][0]
-    inputs = case.make_inputs(torch.float16)
-    p = describe(inputs["x"], inputs["offset"], inputs["mask"], inputs["weight"], inputs["bias"], **case.args())
-    out = run_with_kernels(p, *(inputs[k] for k in ("x", "offset", "mask", "weight", "bias")), sim)
-    assert out.dtype == torch.float16
-    want = oracle_forward(*(inputs[k] for k in ("x", "offset", "mask", "weight", "bias")), **case.args())
-    assert_close(out, want, "fp16 forward", rtol=4e-3)
+@pytest.mark.parametrize("ub,window", [(UB_BYTES, True), (64 * 1024, False)], ids=["windows", "no_window"])
+def test_several_launches_windows_and_fetched_samples(ub, window):
+    """A small workspace budget splits the pixels into several launches. With the full UB the tiles
+    read windows of x (and offsets pushing samples outside them fetch their corners on their own);
+    with a small UB there is no window and every sample is fetched -- results unchanged."""
+    case = Case("chunked", 2, 128, 10, 12, 8, padding=(1, 1), offsets="outside", mask_kind="zeros")
+    kernels = SimKernels(sim_library(), core_num=5, ub=ub)
+    with workspace_budget(1024 * 1024):
+        leaves, out, grad_out, p = run_case(case, kernels, seed=3)
+    starts = sorted({launch.shape[SHAPE_FIELDS.index("pixelStart")] for launch in kernels.launches})
+    assert len(starts) >= 2, "expected several launches"
+    windows = {compute_tiling(IM2COL if kernel == "im2col" else COL2IM, shape, 5, ub)[1]["winRows"] > 0
+               for kernel, shape, *_ in kernels.launches}
+    assert windows == {window}, windows
+    _check_against_oracle(case, leaves, out, grad_out, "chunked")
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["fp16", "bf16"])
+def test_half_inputs_feed_the_cube_half_precision_columns(dtype):
+    """float16 / bfloat16 inputs: im2col samples in float32 and writes its columns in the inputs' type
+    (the launches say so); the products run in that type with float32 accumulation; forward and every
+    gradient match the float64 oracle within the half tolerances (mx_dcn.testing.cases.TOLERANCES), the
+    results in the inputs' type."""
+    case = Case("half", 2, 128, 9, 11, 16, padding=(1, 1), offsets="outside")
+    kernels = SimKernels(sim_library(), core_num=5)
+    leaves, out, grad_out, p = run_case(case, kernels, dtype=dtype)
+    assert out.dtype == dtype and all(leaves[n].grad.dtype == dtype for n in ("x", "offset", "mask", "weight", "bias"))
+    columns = {launch.shape[SHAPE_FIELDS.index("columnsType")] for launch in kernels.launches if launch.kernel == "im2col"}
+    assert columns == {COLUMNS_TYPES[dtype]}
+    rtol, atol = TOLERANCES[dtype]
+    args = case.args()
+    want = oracle_forward(leaves["x"], leaves["offset"], leaves["mask"], leaves["weight"], leaves["bias"], **args)
+    grads = oracle_backward(leaves["x"], leaves["offset"], leaves["mask"], leaves["weight"], leaves["bias"],
+                            grad_out, **args)
+    for got, ref, what in [(out, want, "forward")] + [(leaves[n].grad, grads[n], f"grad {n}")
+                                                    for n in ("x", "offset", "mask", "weight", "bias")]:
+        ref = torch.as_tensor(ref, dtype=torch.float64)
+        err = float((got.detach().double() - ref).abs().max())
+        assert err <= atol + rtol * float(ref.abs().max()), f"{dtype} {what}: max error {err:.3e}"
+
+
+def test_columns_are_rounded_to_half_once():
+    """The half columns are exactly the float32 columns rounded to the type (round to nearest even)."""
+    case = Case("round", 1, 64, 7, 9, 8, padding=(1, 1))
+    t = case.make_inputs(torch.float32)
+    p = describe(t["x"], t["offset"], t["mask"], t["weight"], t["bias"], **case.args())
+    kernels = SimKernels(sim_library(), core_num=3)
+    x = t["x"].permute(0, 2, 3, 1).contiguous()
+    pixels = p.batch * p.out_height * p.out_width
+    full = torch.empty(pixels, p.kernel_taps, p.in_channels)
+    kernels.im2col(launch_shape(p, 0, pixels), x, t["offset"], t["mask"], full)
+    for dtype in (torch.float16, torch.bfloat16):
+        narrow = torch.empty(pixels, p.kernel_taps, p.in_channels, dtype=dtype)
+        kernels.im2col(launch_shape(p, 0, pixels, columns=dtype), x, t["offset"], t["mask"], narrow)
+        assert torch.equal(narrow, full.to(dtype)), dtype
+    with pytest.raises(ValueError, match="columnsType says"):
+        kernels.im2col(launch_shape(p, 0, pixels), x, t["offset"], t["mask"], narrow)
 
 
 def test_empty_batch_launches_nothing(sim):
@@ -151,10 +191,12 @@ def test_empty_batch_launches_nothing(sim):
 
 
 def test_a_tiling_that_overfills_ub_is_stopped_by_the_model():
-    """If the tiling believed in a 256 KiB UB, the kernel's buffers would not fit the real 192 KiB:
-    the model stops the launch instead of corrupting memory."""
+    """If the tiling believed in a 256 KiB UB, the kernel's buffers would not fit the UB a kernel may
+    use (192 KiB less 8.25 KiB AscendC reserves): the model stops the launch instead of corrupting memory."""
     kernels = SimKernels(sim_library(), core_num=2, ub=256 * 1024)
-    case = Case("wide", 1, 8192, 3, 3, 4, padding=(0, 0))
+    case = Case("wide", 1, 64, 9, 40, 4, padding=(1, 1))
+    shape = (1, 9, 40, 64, 9, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 360)
+    assert compute_tiling(IM2COL, shape, 2, 256 * 1024)[1]["ubBytes"] > UB_BYTES
     inputs = case.make_inputs(torch.float32)
     p = describe(*(inputs[k] for k in ("x", "offset", "mask", "weight", "bias")), **case.args())
     with pytest.raises(SimError, match="UB capacity exceeded"):
@@ -184,6 +226,12 @@ TOYS = {
     "v_overwrites_s_input": ["pipe V writes", "pipe S read", "WaitFlag<HardEvent::S_V>"],
     "dst_block_stride_0": [],
     "mte3_overlapping_copies": ["'toy_out'"],
+    "compares_whole_repeats": ["Compares.md"],
+    "cast_round_mode": ["CAST_RINT/FLOOR/CEIL/ROUND/TRUNC"],
+    "count_partial_overlap": ["Add(count)", "100% or not at all"],
+    "select_scalar_mode": ["Select.md"],
+    "brcb_overlap": ["Brcb"],
+    "reduce_block_stride": ["ReduceDataBlock.md"],
 }
 
 
@@ -233,16 +281,47 @@ def test_public_api_runs_the_ascendc_algorithm(monkeypatch):
     assert_close(v1, oracle_forward(t["x"], t["offset"], None, t["weight"], None, **case.args()), "api v1")
 
 
-def test_deterministic_mode_refuses_the_atomic_backward():
-    case = CASES[1][0]
-    kernels = SimKernels(sim_library(), core_num=3)
+def test_deterministic_mode_gives_bitwise_equal_grad_x_whatever_the_block_order():
+    """Under torch.use_deterministic_algorithms(True) col2im runs its deterministic mode (grad_x by input
+    rows, each owned by one block, added in a fixed order): forward and every gradient match the oracle
+    and are bitwise equal with the blocks in ascending, reversed and shuffled order; several launches
+    (a small workspace budget) accumulate into grad_x in launch order."""
+    case = Case("overlapping_samples", 2, 128, 17, 19, 8, padding=(1, 1), offsets="outside")
     previous = torch.are_deterministic_algorithms_enabled()
     torch.use_deterministic_algorithms(True)
     try:
-        with pytest.raises(RuntimeError, match="col2im adds grad_x atomically"):
-            run_case(case, kernels)
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        with pytest.warns(UserWarning, match="no deterministic implementation"):
-            run_case(case, kernels)
+        runs = []
+        for order, seed in (("ascending", 0), ("reversed", 0), ("shuffled", 5)):
+            kernels = SimKernels(sim_library(), core_num=7, block_order=order, seed=seed)
+            with workspace_budget(1024 * 1024):
+                leaves, out, grad_out, p = run_case(case, kernels, seed=2)
+            col2im = [launch for launch in kernels.launches if launch.kernel == "col2im"]
+            assert len(col2im) >= 2 and all(launch.shape[SHAPE_FIELDS.index("deterministic")] == 1
+                                            for launch in col2im)
+            _check_against_oracle(case, leaves, out, grad_out, f"deterministic {order}")
+            runs.append([leaves[name].grad.clone() for name in ("x", "offset", "mask")])
     finally:
         torch.use_deterministic_algorithms(previous)
+    for other in runs[1:]:
+        for got, want in zip(other, runs[0]):
+            assert torch.equal(got, want)
+
+
+def test_deterministic_grad_x_does_not_depend_on_the_bands_or_tiles():
+    """The deterministic sum runs in (pixel, tap) order of the launch whatever the tiling: with a UB so
+    small that a block's rows take several bands and the walk narrower tiles, grad_x is bitwise the same."""
+    case = Case("bands", 1, 64, 13, 21, 8, padding=(1, 1), offsets="outside")
+    shape = (1, 13, 21, 64, 13, 21, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 273)
+    full, small = compute_tiling(COL2IM, shape, 3)[1], compute_tiling(COL2IM, shape, 3, 64 * 1024)[1]
+    owned = (13 + 2) // 3
+    assert full["bandRows"] == owned and small["bandRows"] < owned and small["scanPixels"] < full["scanPixels"]
+    previous = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        grads = []
+        for ub in (UB_BYTES, 64 * 1024):
+            leaves, *_ = run_case(case, SimKernels(sim_library(), core_num=3, ub=ub), seed=4)
+            grads.append(leaves["x"].grad.clone())
+    finally:
+        torch.use_deterministic_algorithms(previous)
+    assert torch.equal(grads[0], grads[1])

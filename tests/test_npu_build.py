@@ -203,17 +203,23 @@ def test_msopgen_seed_matches_the_op_definitions():
 
     with open(os.path.join(ROOT, "kernels_ascend", "op_host", "mx_dcn_ops.cpp")) as f:
         source = f.read()
-    attrs = re.findall(r'op\.Attr\("(\w+)"\)\.(ListInt|Int)\(\)', source)
+    shared = re.findall(r'op\.Attr\("(\w+)"\)\.(ListInt|Int)\(\)', source)   # DcnAttrs, called first
     ops = {}
     for name, body in re.findall(r"class (MxDcn\w+) : public OpDef \{(.*?)\n\};", source, re.S):
         ops[name] = dict(
             inputs=[(n, p.lower()) for n, p in re.findall(r'Input\("(\w+)"\)\.ParamType\((\w+)\)', body)],
-            outputs=re.findall(r'Output\("(\w+)"\)', body))
+            outputs=re.findall(r'Output\("(\w+)"\)', body),
+            attrs=shared + re.findall(r'this->Attr\("(\w+)"\)\.(ListInt|Int)\(\)', body))
+    assert [a for a, _ in ops["MxDcnCol2im"]["attrs"]][-3:] == ["pixel_start", "pixel_count", "deterministic"]
     with open(os.path.join(ROOT, "kernels_ascend", "msopgen", "mx_dcn_ops.json")) as f:
         seed = json.load(f)
     assert [op["op"] for op in seed] == list(ops) == ["MxDcnIm2col", "MxDcnCol2im"]
     for op in seed:
         assert [(i["name"], i["param_type"]) for i in op["input_desc"]] == ops[op["op"]]["inputs"]
         assert [o["name"] for o in op["output_desc"]] == ops[op["op"]]["outputs"]
-        assert [(a["name"], {"listInt": "ListInt", "int": "Int"}[a["type"]]) for a in op["attr"]] == attrs
-        assert all(t["type"] == ["float"] and t["format"] == ["ND"] for t in op["input_desc"] + op["output_desc"])
+        assert [(a["name"], {"listInt": "ListInt", "int": "Int"}[a["type"]]) for a in op["attr"]] == ops[op["op"]]["attrs"]
+        combos = 3 if op["op"] == "MxDcnIm2col" else 1   # im2col's columns: float32, float16 or bfloat16
+        assert all(t["type"] == ["float"] * combos and t["format"] == ["ND"] * combos for t in op["input_desc"])
+        want_out = ["float", "float16", "bfloat16"] if combos == 3 else ["float"]
+        assert all(t["type"] == want_out and t["format"] == ["ND"] * combos for t in op["output_desc"])
+    assert "DataType({ge::DT_FLOAT, ge::DT_FLOAT16, ge::DT_BF16})" in source

@@ -1,8 +1,8 @@
 """The cann backend's documented limits (CANN's aclnnDeformableConv2d docs) and the registry's
 `deterministic` rule, judged for a declared Atlas A2 target on meta tensors (no NPU needed): each limit
 by rule name in `explain`, the fallback to portable with its warning, the strict-mode error; under
-deterministic algorithms the ascendc backend is skipped and cann (deterministic as CANN documents it)
-takes its calls."""
+deterministic algorithms the ascendc backend keeps its calls (its col2im has a deterministic mode),
+while a backend declaring a non-deterministic backward is skipped for the next one."""
 import re
 import warnings
 
@@ -116,46 +116,46 @@ class _deterministic:
         torch.use_deterministic_algorithms(self.saved[0], warn_only=self.saved[1])
 
 
-def test_deterministic_mode_skips_ascendc_and_chooses_cann(npu_backends_available):
+def test_deterministic_mode_keeps_ascendc(npu_backends_available, monkeypatch):
+    """ascendc declares a deterministic backward (its col2im's deterministic mode, tests/test_ascend_sim.py),
+    so it keeps its calls under torch.use_deterministic_algorithms(True) -- with or without warn_only --
+    and under MX_DCN_DETERMINISTIC=1."""
     call = meta_call()
+    for enabled, warn_only in ((True, False), (True, True)):
+        with _deterministic(enabled, warn_only=warn_only):
+            report = explain(call)
+        assert report.backends["ascendc"].violations == () and report.chosen == "ascendc", str(report)
+    monkeypatch.setenv("MX_DCN_DETERMINISTIC", "1")
     assert explain(call).chosen == "ascendc"
-    with _deterministic(True):
-        report = explain(call)
-    assert [v.rule for v in report.backends["ascendc"].violations] == ["deterministic"]
-    assert "atomic" in report.backends["ascendc"].violations[0].message
-    assert report.backends["cann"].violations == () and report.chosen == "cann"
-    assert "ascendc [deterministic]" in "; ".join(report.fallback_reasons())
-    assert explain(call).chosen == "ascendc"   # the flag restored: the fast kernel again
 
 
-def test_deterministic_fallback_warning_names_the_reason(npu_backends_available):
+def test_a_non_deterministic_backend_is_skipped_with_the_reason(npu_backends_available, monkeypatch):
+    """The registry's rule still bites for a backend that declares a non-deterministic backward (here
+    ascendc as it was before its deterministic mode): its calls go to cann, with the reason in the
+    warning; with the flag restored, to ascendc again."""
+    monkeypatch.setattr(mx_dcn.get_backend("ascendc"), "deterministic", False)
     p = problem(meta_call())
     with _deterministic(True), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        report = explain(meta_call())
         assert registry.resolve(p).name == "cann"
+    assert [v.rule for v in report.backends["ascendc"].violations] == ["deterministic"]
     assert any("ascendc [deterministic]" in str(w.message) for w in caught)
-
-
-def test_warn_only_keeps_ascendc_like_torch_keeps_its_nondeterministic_ops(npu_backends_available):
-    with _deterministic(True, warn_only=True):
+    with _deterministic(True, warn_only=True):   # like torch, which keeps its non-deterministic ops
         assert explain(meta_call()).chosen == "ascendc"
-
-
-def test_environment_variable_requests_determinism_too(npu_backends_available, monkeypatch):
     monkeypatch.setenv("MX_DCN_DETERMINISTIC", "1")
-    report = explain(meta_call())
-    assert report.chosen == "cann" and "deterministic" in [v.rule for v in report.backends["ascendc"].violations]
+    assert explain(meta_call()).chosen == "cann"
+    monkeypatch.delenv("MX_DCN_DETERMINISTIC")
+    assert explain(meta_call()).chosen == "ascendc"
 
 
 def test_deterministic_backends_are_not_rejected():
-    """Only a backend that declares a non-deterministic backward gets the rule."""
+    """Only a backend that declares a non-deterministic backward gets the rule: none of the built-in ones."""
     with _deterministic(True):
-        for name in ("cpu", "cuda", "cann", "portable"):
+        for name in ("cpu", "cuda", "cann", "portable", "ascendc"):
             backend = mx_dcn.get_backend(name)
             assert backend.deterministic and backend.determinism
             assert all(v.rule != "deterministic" for v in registry.judge(backend, problem(meta_call())))
-        assert [v.rule for v in registry.judge(mx_dcn.get_backend("ascendc"), problem(meta_call()))] == [
-            "deterministic"]
 
 
 def test_info_lists_npu_limits_and_determinism(capsys):
@@ -164,8 +164,8 @@ def test_info_lists_npu_limits_and_determinism(capsys):
     assert cli.main(["info", "--json"]) == 0
     import json
     backends = {b["name"]: b for b in json.loads(capsys.readouterr().out)["backends"]}
-    assert backends["ascendc"]["deterministic"] is False and backends["cann"]["deterministic"] is True
+    assert backends["ascendc"]["deterministic"] is True and backends["cann"]["deterministic"] is True
     assert {line.split(":")[0] for line in backends["cann"]["limits"]} >= set(LIMIT_CASES)
     assert cli.main(["info"]) == 0
     text = capsys.readouterr().out
-    assert "kernel_volume: K_H*K_W*C_in/groups <= 65535" in text and "ascendc   no" in text
+    assert "kernel_volume: K_H*K_W*C_in/groups <= 65535" in text and "ascendc   yes" in text

@@ -1,10 +1,12 @@
 // Op definitions and tiling entries of the mx_dcn custom operators for Atlas A2:
 //   MxDcnIm2col(x, offset, mask?) -> columns
-//   MxDcnCol2im(x, offset, mask?, grad_columns) -> grad_x (accumulated: pass zeros), grad_offset, grad_mask
-// Layouts (fp32, contiguous): x (N, H, W, C); offset (P, K, 2) [dy, dx]; mask (P, K);
-// columns / grad_columns (P, K, C); P = the launch's output pixels, starting at global pixel
-// `pixel_start` of the flattened (N, Ho, Wo). Attributes: kernel_size, stride, padding, dilation,
-// out_size as [h, w] pairs, and pixel_start.
+//   MxDcnCol2im(x, offset, mask?, grad_columns) -> grad_x (accumulated: pass zeros before the first
+//     launch), grad_offset, grad_mask (written at the launch's pixels)
+// Layouts (fp32, contiguous): x (N, H, W, C); offset (N, 2K, Ho, Wo) with channels (k, [dy, dx]);
+// mask (N, K, Ho, Wo); columns / grad_columns (P, K, C); P = pixel_count output pixels of the launch,
+// starting at global pixel `pixel_start` of the flattened (N, Ho, Wo). Attributes: kernel_size,
+// stride, padding, dilation, out_size as [h, w] pairs, pixel_start, pixel_count; col2im also
+// deterministic (0: grad_x by atomic adds; 1: summed in a fixed order, see mx_dcn_col2im.cpp).
 // The tiling entry only reads shapes and platform facts; the decisions are ComputeDcnTiling's
 // (dcn_tiling.cpp), the function the CPU model and the tests run too.
 #include "dcn_tiling.h"
@@ -15,7 +17,7 @@ namespace optiling {
 namespace {
 
 enum InputIndex { kX = 0, kOffset = 1, kMask = 2 };
-enum AttrIndex { kKernelSize = 0, kStride, kPadding, kDilation, kOutSize, kPixelStart };
+enum AttrIndex { kKernelSize = 0, kStride, kPadding, kDilation, kOutSize, kPixelStart, kPixelCount, kDeterministic };
 
 bool Pair(const gert::RuntimeAttrs* attrs, int index, uint64_t& first, uint64_t& second) {
   const gert::ContinuousVector* v = attrs->GetListInt(index);
@@ -42,7 +44,7 @@ ge::graphStatus TileDcn(gert::TilingContext* context, mxdcn::KernelKind kind) {
   if (x == nullptr || offset == nullptr || attrs == nullptr) return ge::GRAPH_FAILED;
   const gert::Shape& xs = x->GetStorageShape();
   const gert::Shape& os = offset->GetStorageShape();
-  if (xs.GetDimNum() != 4 || os.GetDimNum() != 3 || os.GetDim(2) != 2) return ge::GRAPH_FAILED;
+  if (xs.GetDimNum() != 4 || os.GetDimNum() != 4) return ge::GRAPH_FAILED;
 
   mxdcn::DcnShape s;
   s.n = xs.GetDim(0); s.h = xs.GetDim(1); s.w = xs.GetDim(2); s.c = xs.GetDim(3);
@@ -52,11 +54,29 @@ ge::graphStatus TileDcn(gert::TilingContext* context, mxdcn::KernelKind kind) {
     return ge::GRAPH_FAILED;
   }
   const int64_t* pixelStart = attrs->GetInt(kPixelStart);
-  if (pixelStart == nullptr || *pixelStart < 0) return ge::GRAPH_FAILED;
+  const int64_t* pixelCount = attrs->GetInt(kPixelCount);
+  if (pixelStart == nullptr || *pixelStart < 0 || pixelCount == nullptr || *pixelCount < 0) return ge::GRAPH_FAILED;
   s.pixelStart = static_cast<uint64_t>(*pixelStart);
-  s.pixelCount = os.GetDim(0);
+  s.pixelCount = static_cast<uint64_t>(*pixelCount);
   s.hasMask = context->GetOptionalInputShape(kMask) != nullptr;
-  if (static_cast<uint64_t>(os.GetDim(1)) != s.kh * s.kw) return ge::GRAPH_FAILED;
+  s.deterministic = false;
+  s.columnsType = mxdcn::kColumnsFloat;
+  if (kind == mxdcn::KernelKind::kIm2col) {
+    const gert::CompileTimeTensorDesc* columns = context->GetOutputDesc(0);
+    if (columns == nullptr) return ge::GRAPH_FAILED;
+    const ge::DataType type = columns->GetDataType();
+    s.columnsType = type == ge::DT_FLOAT16 ? mxdcn::kColumnsHalf : type == ge::DT_BF16 ? mxdcn::kColumnsBf16
+                                                                                        : mxdcn::kColumnsFloat;
+  }
+  if (kind == mxdcn::KernelKind::kCol2im) {
+    const int64_t* deterministic = attrs->GetInt(kDeterministic);
+    if (deterministic == nullptr) return ge::GRAPH_FAILED;
+    s.deterministic = *deterministic != 0;
+  }
+  if (static_cast<uint64_t>(os.GetDim(0)) != s.n || static_cast<uint64_t>(os.GetDim(1)) != 2 * s.kh * s.kw ||
+      static_cast<uint64_t>(os.GetDim(2)) != s.ho || static_cast<uint64_t>(os.GetDim(3)) != s.wo) {
+    return ge::GRAPH_FAILED;
+  }
 
   const mxdcn::TilingResult r = mxdcn::ComputeDcnTiling(kind, s, facts);
   if (r.status != mxdcn::TilingStatus::kOk) return ge::GRAPH_FAILED;   // mx_dcn checks this before launching
@@ -81,8 +101,11 @@ ge::graphStatus InferIm2col(gert::InferShapeContext* context) {
   const gert::Shape* x = context->GetInputShape(0);
   const gert::Shape* offset = context->GetInputShape(1);
   gert::Shape* columns = context->GetOutputShape(0);
-  if (x == nullptr || offset == nullptr || columns == nullptr) return GRAPH_FAILED;
-  *columns = gert::Shape({offset->GetDim(0), offset->GetDim(1), x->GetDim(3)});
+  const gert::RuntimeAttrs* attrs = context->GetAttrs();
+  if (x == nullptr || offset == nullptr || columns == nullptr || attrs == nullptr) return GRAPH_FAILED;
+  const int64_t* pixelCount = attrs->GetInt(6);   // pixel_count
+  if (pixelCount == nullptr) return GRAPH_FAILED;
+  *columns = gert::Shape({*pixelCount, offset->GetDim(1) / 2, x->GetDim(3)});
   return GRAPH_SUCCESS;
 }
 
@@ -97,12 +120,15 @@ ge::graphStatus InferCol2im(gert::InferShapeContext* context) {
   }
   *gradX = *x;
   *gradOffset = *offset;
-  *gradMask = gert::Shape({offset->GetDim(0), offset->GetDim(1)});
+  *gradMask = gert::Shape({offset->GetDim(0), offset->GetDim(1) / 2, offset->GetDim(2), offset->GetDim(3)});
   return GRAPH_SUCCESS;
 }
 
+// The columns' type is the caller's choice (the output tensor it passes); float32 by default.
 ge::graphStatus InferFloatIm2col(gert::InferDataTypeContext* context) {
-  context->SetOutputDataType(0, ge::DT_FLOAT);
+  const ge::DataType given = context->GetOutputDataType(0);
+  const bool half = given == ge::DT_FLOAT16 || given == ge::DT_BF16;
+  context->SetOutputDataType(0, half ? given : ge::DT_FLOAT);
   return GRAPH_SUCCESS;
 }
 
@@ -123,15 +149,20 @@ static void DcnAttrs(OpDef& op) {
   op.Attr("dilation").ListInt();
   op.Attr("out_size").ListInt();
   op.Attr("pixel_start").Int();
+  op.Attr("pixel_count").Int();
 }
 
+// im2col's columns are float32, or float16 / bfloat16 for a cube fed half-precision columns (the
+// sampling is float32 in every case): three type combinations.
 class MxDcnIm2col : public OpDef {
  public:
   explicit MxDcnIm2col(const char* name) : OpDef(name) {
-    this->Input("x").ParamType(REQUIRED).DataType({ge::DT_FLOAT}).Format({ge::FORMAT_ND});
-    this->Input("offset").ParamType(REQUIRED).DataType({ge::DT_FLOAT}).Format({ge::FORMAT_ND});
-    this->Input("mask").ParamType(OPTIONAL).DataType({ge::DT_FLOAT}).Format({ge::FORMAT_ND});
-    this->Output("columns").ParamType(REQUIRED).DataType({ge::DT_FLOAT}).Format({ge::FORMAT_ND});
+    const std::vector<ge::DataType> f32 = {ge::DT_FLOAT, ge::DT_FLOAT, ge::DT_FLOAT};
+    const std::vector<ge::Format> nd = {ge::FORMAT_ND, ge::FORMAT_ND, ge::FORMAT_ND};
+    this->Input("x").ParamType(REQUIRED).DataType(f32).Format(nd);
+    this->Input("offset").ParamType(REQUIRED).DataType(f32).Format(nd);
+    this->Input("mask").ParamType(OPTIONAL).DataType(f32).Format(nd);
+    this->Output("columns").ParamType(REQUIRED).DataType({ge::DT_FLOAT, ge::DT_FLOAT16, ge::DT_BF16}).Format(nd);
     DcnAttrs(*this);
     this->SetInferShape(ge::InferIm2col).SetInferDataType(ge::InferFloatIm2col);
     this->AICore().SetTiling(optiling::TilingIm2col).AddConfig("ascend910b");
@@ -150,6 +181,7 @@ class MxDcnCol2im : public OpDef {
     this->Output("grad_offset").ParamType(REQUIRED).DataType({ge::DT_FLOAT}).Format({ge::FORMAT_ND});
     this->Output("grad_mask").ParamType(REQUIRED).DataType({ge::DT_FLOAT}).Format({ge::FORMAT_ND});
     DcnAttrs(*this);
+    this->Attr("deterministic").Int();
     this->SetInferShape(ge::InferCol2im).SetInferDataType(ge::InferFloatCol2im);
     this->AICore().SetTiling(optiling::TilingCol2im).AddConfig("ascend910b");
   }

@@ -19,13 +19,15 @@ namespace {
 using AscendC::sim::GmMode;
 using AscendC::sim::GmRegistry;
 
-constexpr int kShapeFields = 17;   // n h w c ho wo kh kw sH sW pH pW dH dW hasMask pixelStart pixelCount
+constexpr int kShapeFields = 19;   // n h w c ho wo kh kw sH sW pH pW dH dW hasMask deterministic columnsType
+                                   // pixelStart pixelCount
 
 mxdcn::DcnShape ShapeFrom(const uint64_t* s) {
   mxdcn::DcnShape d;
   d.n = s[0]; d.h = s[1]; d.w = s[2]; d.c = s[3]; d.ho = s[4]; d.wo = s[5]; d.kh = s[6]; d.kw = s[7];
   d.strideH = s[8]; d.strideW = s[9]; d.padH = s[10]; d.padW = s[11]; d.dilationH = s[12]; d.dilationW = s[13];
-  d.hasMask = s[14] != 0; d.pixelStart = s[15]; d.pixelCount = s[16];
+  d.hasMask = s[14] != 0; d.deterministic = s[15] != 0; d.columnsType = uint32_t(s[16]);
+  d.pixelStart = s[17]; d.pixelCount = s[18];
   return d;
 }
 
@@ -131,12 +133,12 @@ int mxdcn_sim_im2col(const float* x, const float* offset, const float* mask, flo
   mxdcn::DcnTilingData t;
   if (!Tile(mxdcn::KernelKind::kIm2col, shape, coreNum, ubBytes, t, err, errLen)) return 2;
   return Guarded(err, errLen, [&] {
-    const uint64_t taps = uint64_t(t.kh) * t.kw, pixels = t.pixelCount;
+    const uint64_t taps = uint64_t(t.kh) * t.kw, pixels = t.pixelCount, planes = uint64_t(t.n) * t.ho * t.wo;
     GmRegistry& gm = GmRegistry::instance();
     gm.Add(x, uint64_t(t.n) * t.h * t.w * t.c * 4, "x", GmMode::kInput);
-    gm.Add(offset, pixels * taps * 2 * 4, "offset", GmMode::kInput);
-    if (t.hasMask) gm.Add(mask, pixels * taps * 4, "mask", GmMode::kInput);
-    gm.Add(columns, pixels * taps * t.c * 4, "columns", GmMode::kOutput);
+    gm.Add(offset, planes * taps * 2 * 4, "offset", GmMode::kInput);
+    if (t.hasMask) gm.Add(mask, planes * taps * 4, "mask", GmMode::kInput);
+    gm.Add(columns, pixels * taps * t.c * (t.columnsType == mxdcn::kColumnsFloat ? 4 : 2), "columns", GmMode::kOutput);
     AscendC::sim::RunKernel(t.blockDim, [&] {
       mx_dcn_im2col((GM_ADDR)x, (GM_ADDR)offset, (GM_ADDR)mask, (GM_ADDR)columns, nullptr, (GM_ADDR)&t);
     });
@@ -151,15 +153,16 @@ int mxdcn_sim_col2im(const float* x, const float* offset, const float* mask, con
   mxdcn::DcnTilingData t;
   if (!Tile(mxdcn::KernelKind::kCol2im, shape, coreNum, ubBytes, t, err, errLen)) return 2;
   return Guarded(err, errLen, [&] {
-    const uint64_t taps = uint64_t(t.kh) * t.kw, pixels = t.pixelCount;
+    const uint64_t taps = uint64_t(t.kh) * t.kw, pixels = t.pixelCount, planes = uint64_t(t.n) * t.ho * t.wo;
     GmRegistry& gm = GmRegistry::instance();
     gm.Add(x, uint64_t(t.n) * t.h * t.w * t.c * 4, "x", GmMode::kInput);
-    gm.Add(offset, pixels * taps * 2 * 4, "offset", GmMode::kInput);
-    if (t.hasMask) gm.Add(mask, pixels * taps * 4, "mask", GmMode::kInput);
+    gm.Add(offset, planes * taps * 2 * 4, "offset", GmMode::kInput);
+    if (t.hasMask) gm.Add(mask, planes * taps * 4, "mask", GmMode::kInput);
     gm.Add(gradColumns, pixels * taps * t.c * 4, "grad_columns", GmMode::kInput);
-    gm.Add(gradX, uint64_t(t.n) * t.h * t.w * t.c * 4, "grad_x", GmMode::kAccumulate);
-    gm.Add(gradOffset, pixels * taps * 2 * 4, "grad_offset", GmMode::kOutput);
-    if (t.hasMask) gm.Add(gradMask, pixels * taps * 4, "grad_mask", GmMode::kOutput);
+    // Deterministic: every element of grad_x written once, by the block owning its row.
+    gm.Add(gradX, uint64_t(t.n) * t.h * t.w * t.c * 4, "grad_x", t.deterministic ? GmMode::kOutput : GmMode::kAccumulate);
+    gm.Add(gradOffset, planes * taps * 2 * 4, "grad_offset", GmMode::kOutput);
+    if (t.hasMask) gm.Add(gradMask, planes * taps * 4, "grad_mask", GmMode::kOutput);
     AscendC::sim::RunKernel(t.blockDim, [&] {
       mx_dcn_col2im((GM_ADDR)x, (GM_ADDR)offset, (GM_ADDR)mask, (GM_ADDR)gradColumns, (GM_ADDR)gradX,
                     (GM_ADDR)gradOffset, (GM_ADDR)gradMask, nullptr, (GM_ADDR)&t);

@@ -45,7 +45,8 @@ void UbAddress(bool fixed) {
   World w;
   DataCopy(fixed ? w.local : w.local[1], w.in, 8);
 }
-void UbCapacity(bool fixed) { World w(fixed ? 64 * 1024 : 200 * 1024); }
+// 190 KiB would fit the physical 192 KiB, but not what AscendC leaves a kernel (192 KiB - 8.25 KiB).
+void UbCapacity(bool fixed) { World w(fixed ? 180 * 1024 : 190 * 1024); }
 void Repeat256(bool fixed) {
   World w;
   uint32_t repeats = fixed ? 255 : 256;
@@ -198,6 +199,47 @@ void Mte3OverlappingCopies(bool fixed) {
   DataCopy(w.out[GetBlockIdx() * 64], w.local, 64);
 }
 
+// Count-form compares cover whole 256-byte repeats (Compares.md).
+void ComparesCount(bool fixed) {
+  World w;
+  Duplicate<float>(w.local, 1.0f, 64);
+  LocalTensor<uint8_t> bits = w.local[1024].ReinterpretCast<uint8_t>();
+  Compares(bits, w.local, 0.5f, CMPMODE::GT, fixed ? 64u : 60u);
+}
+// float -> float Cast takes the round modes Atlas A2 lists (Cast.md): not CAST_NONE.
+void CastRoundMode(bool fixed) {
+  World w;
+  Duplicate<float>(w.local, 1.5f, 64);
+  Cast(w.local[64], w.local, fixed ? RoundMode::CAST_FLOOR : RoundMode::CAST_NONE, 64u);
+}
+// A count-form destination overlaps its source 100% or not at all.
+void CountPartialOverlap(bool fixed) {
+  World w;
+  Duplicate<float>(w.local, 1.0f, 128);
+  Add(fixed ? w.local : w.local[8], w.local, w.local, 64);
+}
+// Select with a scalar src1 is mode 1 (Select.md).
+void SelectMode(bool fixed) {
+  World w;
+  Duplicate<float>(w.local, 1.0f, 64);
+  LocalTensor<uint8_t> bits = w.local[1024].ReinterpretCast<uint8_t>();
+  Compares(bits, w.local, 0.5f, CMPMODE::GT, 64u);
+  Select(w.local[64], bits, w.local, 0.0f,
+         fixed ? SELMODE::VSEL_TENSOR_SCALAR_MODE : SELMODE::VSEL_TENSOR_TENSOR_MODE, 64u);
+}
+// Brcb's destination blocks never overlap its source.
+void BrcbOverlap(bool fixed) {
+  World w;
+  Duplicate<float>(w.local, 1.0f, 64);
+  Brcb(fixed ? w.local[64] : w.local, w.local, 1, BrcbRepeatParams(1, 8));
+}
+// ReduceDataBlock's strides are at most 65535 blocks (ReduceDataBlock.md).
+void ReduceBlockStride(bool fixed) {
+  World w;
+  Duplicate<float>(w.local, 1.0f, 64);
+  ReduceDataBlock<ReduceType::SUM, float, float>(w.local[64], w.local, 64, 1, 1, 1, fixed ? 8 : 65536);
+}
+
 struct Toy {
   const char* name;
   const char* expect;     // a phrase the broken variant's message contains
@@ -232,6 +274,12 @@ const Toy kToys[] = {
     {"v_overwrites_s_input", "missing SetFlag<HardEvent::S_V>", 1, false, VectorOverwritesWhatScalarReads},
     {"dst_block_stride_0", "dstBlockStride 0 is undefined behaviour", 1, false, DstBlockStride0},
     {"mte3_overlapping_copies", "missing PipeBarrier<PIPE_MTE3>", 1, false, Mte3OverlappingCopies},
+    {"compares_whole_repeats", "are not whole 256-byte repeats", 1, false, ComparesCount},
+    {"cast_round_mode", "not round mode 0", 1, false, CastRoundMode},
+    {"count_partial_overlap", "overlap partially", 1, false, CountPartialOverlap},
+    {"select_scalar_mode", "needs SELMODE::VSEL_TENSOR_SCALAR_MODE", 1, false, SelectMode},
+    {"brcb_overlap", "the destination overlaps the source", 1, false, BrcbOverlap},
+    {"reduce_block_stride", "srcRepStride 65536 exceeds its field", 1, false, ReduceBlockStride},
 };
 constexpr int kToyCount = int(sizeof(kToys) / sizeof(kToys[0]));
 

@@ -37,7 +37,8 @@ uint32_t TPipe::Reserve(uint32_t num, uint32_t len, const char* what) {
   if (total > sim::core().ubCapacity) {
     sim::Fail(std::string(what) + ": UB capacity exceeded: " + sim::Str(num) + " x " + sim::Str(aligned) +
               " bytes requested with " + sim::Str(used_) + " already in use, capacity " +
-              sim::Str(sim::core().ubCapacity) + " bytes");
+              sim::Str(sim::core().ubCapacity) + " bytes (192 KiB less the 256 B + 8 KiB AscendC reserves, "
+              "NPU架构版本2201.md)");
   }
   used_ = static_cast<uint32_t>(total);
   if (used_ > sim::core().ubPeak) sim::core().ubPeak = used_;

@@ -72,6 +72,20 @@ void CheckOverlap(const char* what, const VecOperand& d, const VecOperand& s, ui
     }
 }
 
+void CheckCount(const char* what, int64_t count) {
+  if (count < 0) Fail(std::string(what) + ": count " + std::to_string(count) + " is negative");
+}
+
+void CheckSpanOverlap(const char* what, const Span& d, const Span& s, bool sameSize, const char* srcName) {
+  if (d.bytes == 0 || s.bytes == 0) return;
+  if (d.addr + d.bytes <= s.addr || s.addr + s.bytes <= d.addr) return;   // disjoint
+  if (sameSize && d.addr == s.addr && d.bytes == s.bytes) return;         // in place
+  Fail(std::string(what) + ": the destination and " + srcName + (sameSize ? " overlap partially" : " overlap") +
+       ": they must overlap 100% or not at all (通用说明和约束.md, 通用地址重叠约束)");
+}
+
+void SpanTouch(const Span& s, bool write, const char* what) { pipes().Ub(Pipe::V, write, s.addr, s.addr + s.bytes, what); }
+
 void VecTouch(const VecOperand& op, uint32_t repeats, bool write, const char* what) {
   PipeModel& pm = pipes();
   if (op.blk == 1 && op.rep == op.blocks) {   // contiguous

@@ -193,6 +193,13 @@ void PipeModel::WaitFlag(HardEvent e, int32_t id) {
   if (e == HardEvent::V_S || e == HardEvent::S_V) counters.scalar_vector_waits += 1;
 }
 
+void PipeModel::ScalarWaitsForVector() {
+  const int v = static_cast<int>(Pipe::V), sc = static_cast<int>(Pipe::S);
+  for (int q = 0; q < kPipes; ++q) known_[sc][q] = std::max(known_[sc][q], q == v ? seq_[v] : known_[v][q]);
+  t_[sc] = std::max(t_[sc], t_[v] + cost::sync_cycles);
+  counters.scalar_vector_waits += 1;
+}
+
 void PipeModel::Barrier(pipe_t p) {
   if (p == PIPE_S) Fail("PipeBarrier<PIPE_S> is not supported: the scalar pipe is ordered by the hardware (PipeBarrier(ISASI).md)");
   const double at = Issue();

@@ -8,6 +8,7 @@
 // Each rule cites the asc-devkit header or document it follows (paths as in the public
 // mirror-cann/asc-devkit repository). The parts, each a header a reader can hold in mind:
 //   sim/model_core.h   errors, pipes, GM buffers of a launch, block state, the block driver
+//   sim/half_types.h   half and bfloat16_t: 16-bit storage, converted from float as CAST_RINT
 //   sim/costs.h        the Atlas A2 figures the time estimate uses, each with its source
 //   sim/counters.h     what a block did: GM bytes, vector work, scalar work, synchronisations
 //   sim/pipes.h        pipe ordering (who wrote / read every UB block and GM buffer last, which
@@ -16,11 +17,16 @@
 //   sim/sync.h         SetFlag / WaitFlag / PipeBarrier, atomic add
 //   sim/data_copy.h    DataCopy / DataCopyPad between GM and UB
 //   sim/vector_ops.h   the vector instructions (level-0 form: mask, repeats, strides)
-// Not modelled: bank conflicts, the cube unit's instructions, fp16 arithmetic, the exact summation
+//   sim/vector_count.h the level-2 (count) form: Duplicate, Add, Sub, Mul, And, Adds, Muls
+//   sim/vector_select.h Compares and Select (bit masks)
+//   sim/vector_convert.h Cast (rounding), CreateVecIndex, Brcb, ReduceDataBlock
+// Not modelled: bank conflicts, the cube unit's instructions, fp16 arithmetic (only storage and the
+// float -> half / bfloat16 Cast), the exact summation
 // order of ReduceSum, instruction-queue depths (the scalar unit never stalls on a full queue).
 #ifndef MXDCN_SIM_KERNEL_OPERATOR_H
 #define MXDCN_SIM_KERNEL_OPERATOR_H
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -63,6 +69,7 @@ using TEventID = int8_t;
 }  // namespace AscendC
 
 #include "sim/model_core.h"
+#include "sim/half_types.h"
 #include "sim/costs.h"
 #include "sim/counters.h"
 #include "sim/pipes.h"
@@ -70,5 +77,8 @@ using TEventID = int8_t;
 #include "sim/sync.h"
 #include "sim/data_copy.h"
 #include "sim/vector_ops.h"
+#include "sim/vector_count.h"
+#include "sim/vector_select.h"
+#include "sim/vector_convert.h"
 
 #endif  // MXDCN_SIM_KERNEL_OPERATOR_H

@@ -54,7 +54,7 @@ void TestModelRules() {
 void TestTilingSweep() {
   using namespace mxdcn;
   int tiled = 0, rejected = 0;
-  const uint64_t channels[] = {64, 128, 192, 256, 1024, 4096, 16384, 65536};
+  const uint64_t channels[] = {64, 128, 192, 256, 1024, 1984};
   const uint64_t kernels[] = {1, 3, 5, 7};
   const uint64_t pixels[] = {1, 5, 47, 48, 49, 1000, 123457};
   const uint32_t cores[] = {1, 7, 40, 48};
@@ -63,18 +63,21 @@ void TestTilingSweep() {
       for (uint64_t k : kernels)
         for (uint64_t p : pixels)
           for (uint32_t cn : cores)
-            for (int mask = 0; mask < 2; ++mask) {
-              DcnShape s{2, 33, 35, c, 17, 18, k, k, 2, 2, 1, 1, 1, 1, mask == 1, 3, p};
+            for (int mode = 0; mode < 4; ++mode) {
+              const bool mask = mode & 1, det = (mode & 2) != 0;
+              DcnShape s{2, 33, 35, c, 17, 18, k, k, 2, 2, 1, 1, 1, 1, mask, det, 0, 3, p};
               TilingResult r = ComputeDcnTiling(KernelKind(kind), s, PlatformFacts{cn, kDefaultUbBytes});
               if (r.status != TilingStatus::kOk) { ++rejected; continue; }
               ++tiled;
               const DcnTilingData& d = r.data;
               const std::string tag = "c=" + std::to_string(c) + " k=" + std::to_string(k) + " p=" + std::to_string(p);
               Expect(d.ubBytes <= kDefaultUbBytes, "UB fits: " + tag);
-              Expect(d.ubBytes == DcnUbBytes(KernelKind(kind), d.tilePixels, d.cTile, uint32_t(k * k), mask == 1), "ubBytes consistent: " + tag);
-              Expect(d.cTile % 64 == 0 && d.cTile / 64 <= kMaxRepeat && d.cTile >= 64, "repeat limit: " + tag);
-              Expect(d.cTile >= c || (c - 64) / 8 <= kMaxBlockStride, "stride limit: " + tag);
+              Expect(d.ubBytes == DcnUbBytes(KernelKind(kind), d), "ubBytes consistent: " + tag);
+              Expect(d.subRows >= 1 && d.subRows <= kMaxRepeat, "repeat limit: " + tag);
+              Expect(c / 8 <= kMaxRepeat && (35 - 1) * c / 8 <= kMaxBlockStride, "stride limits: " + tag);
               Expect(d.tilePixels >= 1 && d.blockDim >= 1 && d.blockDim <= cn, "tile/block counts: " + tag);
+              Expect(d.planLen % 64 == 0 && d.planLen >= k * k * d.tileStride, "plan length: " + tag);
+              Expect((d.bandRows > 0) == (d.deterministic != 0), "band iff deterministic: " + tag);
               // Coverage: the block ranges tile [0, p) contiguously, without gap or overlap.
               uint64_t next = 0;
               for (uint32_t b = 0; b < d.blockDim; ++b) {
@@ -89,29 +92,33 @@ void TestTilingSweep() {
   Expect(tiled > 1000, "most of the sweep tiles");
 
   // Shapes that cannot be tiled are reported, not tiled wrongly.
-  DcnShape hugeKernel{1, 200, 200, 64, 100, 100, 101, 101, 1, 1, 0, 0, 1, 1, true, 0, 10};
+  DcnShape hugeKernel{1, 200, 200, 64, 100, 100, 101, 101, 1, 1, 0, 0, 1, 1, true, false, 0, 0, 10};
   Expect(ComputeDcnTiling(KernelKind::kCol2im, hugeKernel, PlatformFacts{48, kDefaultUbBytes}).status ==
-             TilingStatus::kUbTooSmall, "101x101 kernel is reported as not fitting UB");
-  DcnShape wide{1, 4, 4, 600000, 4, 4, 1, 1, 1, 1, 0, 0, 1, 1, true, 0, 16};
+             TilingStatus::kTooManyTaps, "101x101 kernel is reported (taps)");
+  DcnShape wide{1, 4, 4, 2048, 4, 4, 1, 1, 1, 1, 0, 0, 1, 1, true, false, 0, 0, 16};
   Expect(ComputeDcnTiling(KernelKind::kIm2col, wide, PlatformFacts{48, kDefaultUbBytes}).status ==
-             TilingStatus::kChannelStride, "600000 channels are reported (stride field)");
-  DcnShape odd{1, 4, 4, 96, 4, 4, 1, 1, 1, 1, 0, 0, 1, 1, true, 0, 16};
+             TilingStatus::kChannelStride, "2048 channels are reported (repeat stride field)");
+  DcnShape odd{1, 4, 4, 96, 4, 4, 1, 1, 1, 1, 0, 0, 1, 1, true, false, 0, 0, 16};
   Expect(ComputeDcnTiling(KernelKind::kIm2col, odd, PlatformFacts{48, kDefaultUbBytes}).status ==
              TilingStatus::kChannelsNotMultipleOf64, "96 channels are reported");
 }
 
-// im2col and col2im on a small case over 5 uneven blocks against a direct double-precision reference.
+// im2col and col2im (atomic and deterministic) on a small case over 5 uneven blocks against a direct
+// double-precision reference; offsets (N, 2K, Ho, Wo), masks (N, K, Ho, Wo).
 void TestKernelsSmall() {
   const uint64_t n = 2, h = 5, w = 7, c = 128, kh = 3, kw = 3, sh = 2, sw = 1, ph = 1, pw = 2, dh = 1, dw = 2;
   const uint64_t ho = (h + 2 * ph - dh * (kh - 1) - 1) / sh + 1, wo = (w + 2 * pw - dw * (kw - 1) - 1) / sw + 1;
-  const uint64_t taps = kh * kw, pixels = n * ho * wo;
+  const uint64_t taps = kh * kw, pixels = n * ho * wo, plane = ho * wo;
   std::mt19937 rng(7);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::vector<float> x(n * h * w * c), offset(pixels * taps * 2), mask(pixels * taps), columns(pixels * taps * c, NAN);
   for (float& v : x) v = normal(rng);
   for (float& v : offset) v = 2.0f * normal(rng);
   for (float& v : mask) v = std::fabs(normal(rng));
-  const uint64_t shape[17] = {n, h, w, c, ho, wo, kh, kw, sh, sw, ph, pw, dh, dw, 1, 0, pixels};
+  auto dyAt = [&](uint64_t p, uint64_t t) { return offset[((p / plane) * 2 * taps + 2 * t) * plane + p % plane]; };
+  auto dxAt = [&](uint64_t p, uint64_t t) { return offset[((p / plane) * 2 * taps + 2 * t + 1) * plane + p % plane]; };
+  auto maskAt = [&](uint64_t p, uint64_t t) -> float& { return mask[((p / plane) * taps + t) * plane + p % plane]; };
+  uint64_t shape[19] = {n, h, w, c, ho, wo, kh, kw, sh, sw, ph, pw, dh, dw, 1, 0, 0, 0, pixels};
   char err[512] = {0};
   const int status = mxdcn_sim_im2col(x.data(), offset.data(), mask.data(), columns.data(), shape, 5,
                                       mxdcn::kDefaultUbBytes, err, sizeof(err));
@@ -121,8 +128,8 @@ void TestKernelsSmall() {
   for (uint64_t p = 0; p < pixels; ++p) {
     const uint64_t b = p / (ho * wo), oh = p / wo % ho, ow = p % wo;
     for (uint64_t t = 0; t < taps; ++t) {
-      const double y = double(oh * sh) - ph + double(t / kw * dh) + offset[(p * taps + t) * 2];
-      const double xx = double(ow * sw) - pw + double(t % kw * dw) + offset[(p * taps + t) * 2 + 1];
+      const double y = double(oh * sh) - ph + double(t / kw * dh) + dyAt(p, t);
+      const double xx = double(ow * sw) - pw + double(t % kw * dw) + dxAt(p, t);
       for (uint64_t ch = 0; ch < c; ++ch) {
         double v = 0;
         if (y > -1 && y < h && xx > -1 && xx < w) {
@@ -134,7 +141,7 @@ void TestKernelsSmall() {
             v += wy * wx * x[((b * h + uint64_t(r)) * w + uint64_t(cc)) * c + ch];
           }
         }
-        v *= mask[p * taps + t];
+        v *= maskAt(p, t);
         worst = std::fmax(worst, std::fabs(v - columns[(p * taps + t) * c + ch]));
       }
     }
@@ -142,17 +149,17 @@ void TestKernelsSmall() {
   Expect(worst < 1e-4, "im2col matches the reference, max error " + std::to_string(worst));
   std::printf("  im2col small case: max error %.3g over 5 blocks\n", worst);
 
-  // col2im on the same case (channel chunks forced by a 4 KiB UB budget) against the reference.
-  std::vector<float> gradColumns(pixels * taps * c), gradX(x.size(), 0.0f), gradOffset(offset.size(), NAN),
-      gradMask(mask.size(), NAN);
+  // col2im on the same case against the reference, atomic and deterministic (a 96 KiB UB in the latter
+  // for bands of few rows).
+  std::vector<float> gradColumns(pixels * taps * c);
   for (float& v : gradColumns) v = normal(rng);
   std::vector<double> wantX(x.size(), 0.0), wantOffset(offset.size(), 0.0), wantMask(mask.size(), 0.0);
   for (uint64_t p = 0; p < pixels; ++p) {
     const uint64_t b = p / (ho * wo), oh = p / wo % ho, ow = p % wo;
     for (uint64_t t = 0; t < taps; ++t) {
-      const double y = double(oh * sh) - ph + double(t / kw * dh) + offset[(p * taps + t) * 2];
-      const double xx = double(ow * sw) - pw + double(t % kw * dw) + offset[(p * taps + t) * 2 + 1];
-      const double m = mask[p * taps + t];
+      const double y = double(oh * sh) - ph + double(t / kw * dh) + dyAt(p, t);
+      const double xx = double(ow * sw) - pw + double(t % kw * dw) + dxAt(p, t);
+      const double m = maskAt(p, t);
       if (!(y > -1 && y < h && xx > -1 && xx < w)) continue;
       const double y0 = std::floor(y), x0 = std::floor(xx), ly = y - y0, lx = xx - x0;
       double dotV = 0, dotY = 0, dotX = 0;
@@ -170,20 +177,26 @@ void TestKernelsSmall() {
           dotX += wy * dwx * g * x[at];
         }
       }
-      wantOffset[(p * taps + t) * 2] = m * dotY;
-      wantOffset[(p * taps + t) * 2 + 1] = m * dotX;
-      wantMask[p * taps + t] = dotV;
+      const uint64_t o = ((p / plane) * 2 * taps + 2 * t) * plane + p % plane;
+      wantOffset[o] = m * dotY;
+      wantOffset[o + plane] = m * dotX;
+      wantMask[((p / plane) * taps + t) * plane + p % plane] = dotV;
     }
   }
-  const int status2 = mxdcn_sim_col2im(x.data(), offset.data(), mask.data(), gradColumns.data(), gradX.data(),
-                                       gradOffset.data(), gradMask.data(), shape, 5, 4096, err, sizeof(err));
-  Expect(status2 == 0, std::string("col2im runs: ") + err);
-  double worstGrad = 0;
-  for (size_t i = 0; i < x.size(); ++i) worstGrad = std::fmax(worstGrad, std::fabs(gradX[i] - wantX[i]));
-  for (size_t i = 0; i < offset.size(); ++i) worstGrad = std::fmax(worstGrad, std::fabs(gradOffset[i] - wantOffset[i]));
-  for (size_t i = 0; i < mask.size(); ++i) worstGrad = std::fmax(worstGrad, std::fabs(gradMask[i] - wantMask[i]));
-  Expect(worstGrad < 1e-3, "col2im matches the reference, max error " + std::to_string(worstGrad));
-  std::printf("  col2im small case: max error %.3g over 5 blocks, 4 KiB UB (channel chunks)\n", worstGrad);
+  for (int det = 0; det < 2; ++det) {
+    std::vector<float> gradX(x.size(), 0.0f), gradOffset(offset.size(), NAN), gradMask(mask.size(), NAN);
+    shape[15] = uint64_t(det);
+    const int status2 = mxdcn_sim_col2im(x.data(), offset.data(), mask.data(), gradColumns.data(), gradX.data(),
+                                         gradOffset.data(), gradMask.data(), shape, 5, det ? 96 * 1024 : mxdcn::kDefaultUbBytes,
+                                         err, sizeof(err));
+    Expect(status2 == 0, std::string("col2im runs: ") + err);
+    double worstGrad = 0;
+    for (size_t i = 0; i < x.size(); ++i) worstGrad = std::fmax(worstGrad, std::fabs(gradX[i] - wantX[i]));
+    for (size_t i = 0; i < offset.size(); ++i) worstGrad = std::fmax(worstGrad, std::fabs(gradOffset[i] - wantOffset[i]));
+    for (size_t i = 0; i < mask.size(); ++i) worstGrad = std::fmax(worstGrad, std::fabs(gradMask[i] - wantMask[i]));
+    Expect(worstGrad < 1e-3, "col2im matches the reference, max error " + std::to_string(worstGrad));
+    std::printf("  col2im small case (%s): max error %.3g over 5 blocks\n", det ? "deterministic" : "atomic", worstGrad);
+  }
 }
 
 }  // namespace

@@ -1,23 +1,34 @@
 """The algorithm of the AscendC backend (the same on the device and in the tests).
 
-Inputs go channels-last; the output pixels (flattened N*Ho*Wo) are processed in launches that fit the
-workspace budget. Forward, per launch: the im2col kernel samples columns (P, kh*kw, C_in) on the vector
-cores, then torch's matmul (the cube unit through CANN on the device) multiplies them with the weight,
-per convolution group, and adds the bias. Backward, per launch: columns are recomputed for grad weight
-(matmul), grad columns come from a matmul with the weight, and the col2im kernel turns them into grad x
-(atomic adds), grad offset and grad mask.
+x goes channels-last; offsets and masks stay as given (N, C, Ho, Wo): the kernels read a tile's rows of
+every tap from them directly. The output pixels (flattened N*Ho*Wo) are processed in launches that
+fit the workspace budget (whole images when one fits). Forward, per launch: the im2col kernel samples
+columns (P, kh*kw, C_in) on the vector cores, then torch's matmul (the cube unit through CANN on the
+device) multiplies them with the weight and adds the bias -- with one convolution group and whole
+images, one batched product writing the NCHW output directly (W (C_out, K*C) x columns^T per image).
+Backward, per launch: columns are recomputed for grad weight, grad columns come from a product of
+grad_out with the weight, and the col2im kernel turns them into grad x (accumulated over the
+launches), grad offset and grad mask (written at the launch's pixels). The backward reuses the
+forward's channels-last x and weight matrix.
 
-Determinism: col2im adds grad x atomically across vector cores, so the registry sends calls made under
-torch.use_deterministic_algorithms(True) to a deterministic backend (rule "deterministic"); if the flag
-is set between a forward and its backward, the backward raises (warn_only: warns), like torch's ops.
+Half precision (float16 / bfloat16 inputs): sampling in float32 (x, offsets and masks cast up), the
+columns written by im2col in the inputs' type and multiplied on the cube with the weight in that type
+(float32 accumulation), the bias added before the single rounding of the output; grad weight
+accumulated in float32 over the launches, grad columns and col2im in float32; every gradient rounded to
+its input's type once (docs/numerics.md).
+
+Determinism: under torch.use_deterministic_algorithms(True) (also with warn_only) or
+MX_DCN_DETERMINISTIC=1, col2im runs its deterministic mode: grad x summed in a fixed order, bitwise the
+same whatever the order the vector cores run in (kernels_ascend/op_kernel/mx_dcn_col2im.cpp).
 """
 from __future__ import annotations
 
-import warnings
+import os
 
 import torch
 
 from ...problem import Problem
+from ..base import DETERMINISTIC_ENV
 from .kernels import SamplingKernels
 from .tiling import launch_chunks, launch_shape
 
@@ -46,26 +57,28 @@ def _ungroup_columns(p: Problem, grouped: torch.Tensor) -> torch.Tensor:
     return cols.permute(1, 2, 0, 3).reshape(rows, p.kernel_taps, p.in_channels).contiguous()
 
 
-def channels_last(p: Problem, x, offset, mask):
-    """x (N, H, W, C), offset (P, K, 2), mask (P, K) or None: the kernels' layouts (P = N*Ho*Wo)."""
-    pixels = p.batch * p.out_height * p.out_width
-    x_nhwc = x.permute(0, 2, 3, 1).contiguous()
-    off = offset.permute(0, 2, 3, 1).reshape(pixels, p.kernel_taps, 2).contiguous()
-    msk = None if mask is None else mask.permute(0, 2, 3, 1).reshape(pixels, p.kernel_taps).contiguous()
-    return x_nhwc, off, msk
+def channels_last(p: Problem, x):
+    """x (N, C, H, W) -> (N, H, W, C) contiguous: the kernels' layout of the image (a view of a
+    channels_last x costs no copy)."""
+    return x.permute(0, 2, 3, 1).contiguous()
 
 
+def deterministic_backward() -> bool:
+    """Whether col2im must sum grad x in a fixed order: torch.use_deterministic_algorithms(True) (with
+    or without warn_only: a deterministic implementation exists) or MX_DCN_DETERMINISTIC=1."""
+    return torch.are_deterministic_algorithms_enabled() or \
+        os.environ.get(DETERMINISTIC_ENV, "0").lower() in ("1", "true", "yes", "on")
 
-def _alert_not_deterministic() -> None:
-    """As torch's own non-deterministic ops do under torch.use_deterministic_algorithms(True)."""
-    message = ("mx_dcn ascendc backward: col2im adds grad_x atomically across vector cores, so the order of "
-               "float additions varies from run to run; it has no deterministic implementation, but "
-               "torch.use_deterministic_algorithms(True) is set (calls made with it set go to a deterministic "
-               "backend; this call's forward ran before it was set -- or pass warn_only=True to accept it)")
-    if torch.is_deterministic_algorithms_warn_only_enabled():
-        warnings.warn(message, UserWarning, stacklevel=3)
-    else:
-        raise RuntimeError(message)
+
+def _direct(p: Problem) -> bool:
+    """One group and launches of whole images: the products read and write NCHW directly."""
+    plane = p.out_height * p.out_width
+    return p.groups == 1 and all(start % plane == 0 and count % plane == 0 for start, count in launch_chunks(p))
+
+
+def _weight_rows(p: Problem, weight: torch.Tensor) -> torch.Tensor:
+    """(C_out, C_in, kh, kw) -> (C_out, kh*kw*C_in), columns ordered like the columns' (tap, channel)."""
+    return weight.permute(0, 2, 3, 1).reshape(p.out_channels, p.kernel_taps * p.in_channels)
 
 
 class _AscendCFunction(torch.autograd.Function):
@@ -73,71 +86,102 @@ class _AscendCFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, offset, mask, weight, bias, problem: Problem, kernels: SamplingKernels):
+        """x, offset, mask float32; weight and bias float32, or float16 / bfloat16: the columns' and the
+        products' type (the output's too)."""
         p = problem
-        x_nhwc, off, msk = channels_last(p, x, offset, mask)
-        w_mat = _weight_matrix(p, weight)
-        out = x.new_empty(p.batch * p.out_height * p.out_width, p.out_channels)
+        cube = weight.dtype
+        x_nhwc = channels_last(p, x)
+        offset, mask = offset.contiguous(), None if mask is None else mask.contiguous()
+        direct = _direct(p)
+        w = _weight_rows(p, weight) if direct else _weight_matrix(p, weight)
+        plane, taps_c = p.out_height * p.out_width, p.kernel_taps * p.in_channels
+        if direct:
+            out = weight.new_empty(p.batch, p.out_channels, p.out_height, p.out_width)
+        else:
+            rows_out = weight.new_empty(p.batch * plane, p.out_channels)
         for start, count in launch_chunks(p):
-            columns = x.new_empty(count, p.kernel_taps, p.in_channels)
-            kernels.im2col(launch_shape(p, start, count), x_nhwc, off[start:start + count],
-                           None if msk is None else msk[start:start + count], columns)
-            rows = torch.bmm(_group_columns(p, columns), w_mat)            # (g, count, C_out/g)
-            out[start:start + count] = rows.permute(1, 0, 2).reshape(count, p.out_channels)
-        if bias is not None:
-            out += bias
-        ctx.problem, ctx.kernels = p, kernels
-        ctx.save_for_backward(x, offset, mask, weight)
+            columns = weight.new_empty(count, p.kernel_taps, p.in_channels)
+            kernels.im2col(launch_shape(p, start, count, columns=cube), x_nhwc, offset, mask, columns)
+            if direct:   # out[n] = bias + W (C_out, K*C) @ columns[n]^T, per image of the launch
+                images = count // plane
+                target = out[start // plane:start // plane + images].view(images, p.out_channels, plane)
+                cols = columns.view(images, plane, taps_c).transpose(1, 2)
+                weights = w.expand(images, p.out_channels, taps_c)
+                if bias is None:
+                    torch.bmm(weights, cols, out=target)
+                else:
+                    torch.baddbmm(bias.view(1, -1, 1), weights, cols, out=target)
+            else:
+                rows = torch.bmm(_group_columns(p, columns), w)            # (g, count, C_out/g)
+                rows_out[start:start + count] = rows.permute(1, 0, 2).reshape(count, p.out_channels)
+        if not direct:
+            if bias is not None:
+                rows_out += bias
+            out = rows_out.reshape(p.batch, p.out_height, p.out_width, p.out_channels).permute(0, 3, 1, 2).contiguous()
+        ctx.problem, ctx.kernels, ctx.direct = p, kernels, direct
+        ctx.weight_shape = weight.shape
+        ctx.save_for_backward(x_nhwc, offset, mask, w)
         ctx.has_bias = bias is not None
-        return out.reshape(p.batch, p.out_height, p.out_width, p.out_channels).permute(0, 3, 1, 2).contiguous()
+        return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        x, offset, mask, weight = ctx.saved_tensors
-        p, kernels = ctx.problem, ctx.kernels
+        x_nhwc, offset, mask, w = ctx.saved_tensors
+        p, kernels, direct = ctx.problem, ctx.kernels, ctx.direct
         need_x, need_off, need_mask, need_w, need_b = ctx.needs_input_grad[:5]
         need_sampling = need_x or need_off or (need_mask and mask is not None)
-        if need_sampling and torch.are_deterministic_algorithms_enabled():
-            _alert_not_deterministic()
-        x_nhwc, off, msk = channels_last(p, x, offset, mask)
-        w_mat = _weight_matrix(p, weight)
-        g = p.groups
-        pixels = p.batch * p.out_height * p.out_width
-        grad_rows = grad_out.permute(0, 2, 3, 1).reshape(pixels, g, p.out_channels // g)
+        deterministic = need_sampling and deterministic_backward()
+        g, plane, taps_c = p.groups, p.out_height * p.out_width, p.kernel_taps * p.in_channels
         grad_x = torch.zeros_like(x_nhwc) if need_sampling else None
-        grad_off = x.new_empty(pixels, p.kernel_taps, 2) if need_sampling else None
-        grad_msk = x.new_empty(pixels, p.kernel_taps) if need_sampling and mask is not None else None
-        grad_w = torch.zeros_like(w_mat) if need_w else None
+        grad_off = torch.empty_like(offset) if need_sampling else None
+        grad_msk = torch.empty_like(mask) if need_sampling and mask is not None else None
+        grad_w = torch.zeros_like(w, dtype=torch.float32) if need_w else None   # summed over launches in fp32
+        w32 = w.float()
+        if direct:
+            go_all = grad_out.contiguous().view(p.batch, p.out_channels, plane)
+        else:
+            grad_rows = grad_out.permute(0, 2, 3, 1).reshape(p.batch * plane, g, p.out_channels // g)
         for start, count in launch_chunks(p):
             shape = launch_shape(p, start, count)
-            go = grad_rows[start:start + count].permute(1, 0, 2)            # (g, count, C_out/g)
-            chunk_mask = None if msk is None else msk[start:start + count]
+            if direct:
+                go = go_all[start // plane:start // plane + count // plane]             # (images, C_out, plane)
+            else:
+                go = grad_rows[start:start + count].permute(1, 0, 2)                    # (g, count, C_out/g)
             if need_w:
-                columns = x.new_empty(count, p.kernel_taps, p.in_channels)
-                kernels.im2col(shape, x_nhwc, off[start:start + count], chunk_mask, columns)
-                grad_w += torch.bmm(_group_columns(p, columns).transpose(1, 2), go)
-            if need_sampling:
-                grad_columns = _ungroup_columns(p, torch.bmm(go, w_mat.transpose(1, 2)))
-                kernels.col2im(shape, x_nhwc, off[start:start + count], chunk_mask, grad_columns, grad_x,
-                               grad_off[start:start + count],
-                               None if grad_msk is None else grad_msk[start:start + count])
-        hw = (p.batch, p.out_height, p.out_width)
+                columns = w.new_empty(count, p.kernel_taps, p.in_channels)
+                kernels.im2col(launch_shape(p, start, count, columns=w.dtype), x_nhwc, offset, mask, columns)
+                if direct:   # grad W (C_out, K*C) += sum over images of grad_out[n] @ columns[n]
+                    grad_w += torch.bmm(go, columns.view(-1, plane, taps_c)).sum(0, dtype=torch.float32)
+                else:
+                    grad_w += torch.bmm(_group_columns(p, columns).transpose(1, 2), go).float()
+            if need_sampling:   # in float32: col2im takes float32 grad columns
+                go32 = go.float()
+                if direct:   # grad columns[n] = grad_out[n]^T @ W
+                    grad_columns = torch.bmm(go32.transpose(1, 2), w32.expand(go.shape[0], p.out_channels, taps_c))
+                    grad_columns = grad_columns.view(count, p.kernel_taps, p.in_channels)
+                else:
+                    grad_columns = _ungroup_columns(p, torch.bmm(go32, w32.transpose(1, 2)))
+                kernels.col2im(launch_shape(p, start, count, deterministic), x_nhwc, offset, mask, grad_columns,
+                               grad_x, grad_off, grad_msk)
         gx = grad_x.permute(0, 3, 1, 2) if need_x else None
-        goff = grad_off.reshape(*hw, 2 * p.kernel_taps).permute(0, 3, 1, 2) if need_off else None
-        gmask = (grad_msk.reshape(*hw, p.kernel_taps).permute(0, 3, 1, 2)
-                 if need_mask and grad_msk is not None else None)
+        goff = grad_off if need_off else None
+        gmask = grad_msk if need_mask and grad_msk is not None else None
         gw = None
-        if need_w:
-            gw = grad_w.reshape(g, p.kernel_h, p.kernel_w, p.in_channels // g, p.out_channels // g)
-            gw = gw.permute(0, 4, 3, 1, 2).reshape(weight.shape)
+        if need_w and direct:
+            gw = grad_w.to(w.dtype).view(p.out_channels, p.kernel_h, p.kernel_w, p.in_channels).permute(0, 3, 1, 2)
+        elif need_w:
+            gw = grad_w.to(w.dtype).reshape(g, p.kernel_h, p.kernel_w, p.in_channels // g, p.out_channels // g)
+            gw = gw.permute(0, 4, 3, 1, 2).reshape(ctx.weight_shape)
         gb = grad_out.sum(dim=(0, 2, 3)) if need_b and ctx.has_bias else None
         return gx, goff, gmask, gw, gb, None, None
 
 
 def run_with_kernels(problem: Problem, x, offset, mask, weight, bias, kernels: SamplingKernels) -> torch.Tensor:
-    """The ascendc algorithm with a given kernel provider; differentiable. Half types are computed in
-    float32 and the result cast back (autograd carries the casts)."""
-    out_dtype = x.dtype
-    f32 = torch.float32
-    cast = [None if t is None else t.to(f32) for t in (x, offset, mask, weight, bias)]
-    out = _AscendCFunction.apply(*cast, problem, kernels)
-    return out.to(out_dtype)
+    """The ascendc algorithm with a given kernel provider; differentiable. x, offsets and masks are
+    sampled in float32; with float16 / bfloat16 inputs the columns, the weight, the bias and the output
+    keep that type (float32 accumulation on the cube); autograd carries the casts."""
+    f32, cube = torch.float32, x.dtype if x.dtype in (torch.float16, torch.bfloat16) else torch.float32
+    sampled = [None if t is None else t.to(f32) for t in (x, offset, mask)]
+    products = [None if t is None else t.to(cube) for t in (weight, bias)]
+    out = _AscendCFunction.apply(*sampled, *products, problem, kernels)
+    return out.to(x.dtype)

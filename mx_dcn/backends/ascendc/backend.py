@@ -5,10 +5,10 @@ Package layout: `tiling` (the kernels' tiling, mirrored from op_host, and the pl
 (channels-last launches + matmuls, the autograd function), `device` (what the NPU environment offers).
 
 Constraints (checked before any launch, also for a declared target): Atlas A2 SoC (Ascend910B*);
-C_in % 64 == 0; deformable_groups == 1; dtype float32, float16 or bfloat16 (computed in float32,
-half types cast in and results cast back; float64 is refused rather than silently computed in
-float32); and the kernels' tiling limits (UB size, 8-bit repeat counts, 16-bit strides, 32-bit
-fields), evaluated by `tiling.compute_tiling`.
+C_in % 64 == 0; deformable_groups == 1; dtype float32, float16 or bfloat16 (sampled in float32; half
+types feed the cube half-precision columns, see algorithm.py; float64 is refused rather than silently
+computed in float32); and the kernels' tiling limits (UB size, 8-bit repeat counts and strides,
+16-bit strides, 32-bit fields), evaluated by `tiling.compute_tiling`.
 
 SoC rule: the SoC is `problem.soc` when declared, else the name torch_npu reports for the current
 device. When neither exists (a declared "npu" target on a machine without one, without a SoC), the
@@ -36,13 +36,17 @@ class AscendCBackend(Backend):
     limits = ("soc: Atlas A2 (Ascend910B*) only; the kernels are built for ascend910b",
               "c_in_multiple_of_64: C_in % 64 == 0 (whole 256-byte rows of 64 fp32 channels)",
               "deformable_groups: deformable_groups == 1",
-              "dtype: float32, float16 or bfloat16 (computed in float32); float64 refused",
-              "tiling: what the kernels' tiling cannot fit (UB size, 8-bit repeat counts, 16-bit strides, "
-              "32-bit fields; e.g. about 8000 kernel taps or more)",
-              "deterministic: its backward is not deterministic (see determinism)")
-    deterministic = False
-    determinism = ("col2im adds grad_x with atomic adds from all vector cores, so the order of float additions "
-                   "(the last bits of grad_x) can vary from run to run")
+              "dtype: float32, float16 or bfloat16 (sampled in float32; half types feed the cube half-precision "
+              "columns with float32 accumulation); float64 refused",
+              "tiling: what the kernels' tiling cannot fit (UB size, 8-bit repeat counts and strides, 16-bit "
+              "strides, 32-bit fields): more than 255 kernel taps, more than 2040 channels, (W - 1) * C > 524280, "
+              "buffers beyond the Unified Buffer (192 KiB less 8.25 KiB AscendC reserves; e.g. 15x15 kernels over "
+              "1984 channels)")
+    deterministic = True
+    determinism = ("col2im has a deterministic mode, used under torch.use_deterministic_algorithms(True) or "
+                   "MX_DCN_DETERMINISTIC=1: grad_x by input rows, each owned by one vector core and summed in a "
+                   "fixed order (bitwise equal whatever the order the cores run in; tested on the AscendC model "
+                   "with the blocks reversed and shuffled); otherwise grad_x is added atomically")
 
     def __init__(self):
         self._kernels: Optional[NpuKernels] = None

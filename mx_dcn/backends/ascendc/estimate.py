@@ -17,6 +17,7 @@ cube peak, vector elements / vector peak); a pass's figures are the sums over it
 from __future__ import annotations
 
 import collections
+import os
 from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
@@ -24,6 +25,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 
 from ...problem import describe
+from ..base import DETERMINISTIC_ENV
 from .algorithm import channels_last, run_with_kernels
 from .kernels import SamplingKernels, SimKernels
 from .sim_library import ensure_sim_library
@@ -74,6 +76,8 @@ class _OpTrace(TorchDispatchMode):
         if name in _MATMULS:
             a, b = args[-2], args[-1]   # (.., m, k) x (.., k, n)
             flops = 2 * a.numel() * b.shape[-1]
+            if a.dtype in (torch.float16, torch.bfloat16):
+                name += ":half"   # the cube's half-precision rate
         self.ops.append((name, read + written, flops))
         return out
 
@@ -107,18 +111,38 @@ def _inputs(shape: tuple, device: str, seed: int = 0) -> dict:
 
 
 def trace_passes(shape: tuple) -> Dict[str, dict]:
-    """The torch ops and sampling launches of the ascendc path's forward and backward for `shape`:
-    {"forward"|"backward": {"ops": [(name, bytes, flops)], "kernels": [(kernel, launch shape)]}}."""
+    """The torch ops and sampling launches of the ascendc path's forward, backward and deterministic
+    backward (col2im's deterministic mode, as under torch.use_deterministic_algorithms(True)) for
+    `shape`: {"forward"|"backward"|"det_bwd": {"ops": [(name, bytes, flops)], "kernels": [(kernel,
+    launch shape)]}}."""
     t = {k: v.requires_grad_(True) for k, v in _inputs(shape, "meta").items()}
     p = describe(t["x"], t["offset"], t["mask"], t["weight"], t["bias"], padding=1)
     recorder = _LaunchRecorder()
     with _OpTrace() as forward:
         out = run_with_kernels(p, t["x"], t["offset"], t["mask"], t["weight"], t["bias"], recorder)
-    launched = len(recorder.calls)
-    with _OpTrace() as backward:
-        out.backward(torch.empty(out.shape, device="meta"))
-    return {"forward": dict(ops=forward.ops, kernels=recorder.calls[:launched]),
-            "backward": dict(ops=backward.ops, kernels=recorder.calls[launched:])}
+    marks = [len(recorder.calls)]
+    traces = []
+    for deterministic in (False, True):
+        for leaf in t.values():   # each backward starts from empty .grad (no accumulation traced)
+            leaf.grad = None
+        # The environment variable rather than torch's flag: the same kernels are chosen, without
+        # torch's filling of uninitialized memory that the flag also switches on.
+        saved = os.environ.get(DETERMINISTIC_ENV)
+        os.environ[DETERMINISTIC_ENV] = "1" if deterministic else "0"
+        try:
+            with _OpTrace() as backward:
+                out.backward(torch.empty(out.shape, device="meta"), retain_graph=not deterministic)
+        finally:
+            if saved is None:
+                del os.environ[DETERMINISTIC_ENV]
+            else:
+                os.environ[DETERMINISTIC_ENV] = saved
+        traces.append(backward.ops)
+        marks.append(len(recorder.calls))
+    calls = recorder.calls
+    return {"forward": dict(ops=forward.ops, kernels=calls[:marks[0]]),
+            "backward": dict(ops=traces[0], kernels=calls[marks[0]:marks[1]]),
+            "det_bwd": dict(ops=traces[1], kernels=calls[marks[1]:marks[2]])}
 
 
 # --------------------------------------------------------------------------- costing the launches
@@ -135,8 +159,10 @@ class Costs:
         self.launch_s = v["launch_us"] * 1e-6
         self.atomic_factor = v["atomic_cost_factor"]
         self.cube_flops = v["cube_cores"] * v["cube_fp32_macs_per_cycle"] * 2 * self.clock
+        self.cube_half_flops = v["cube_cores"] * v["cube_half_macs_per_cycle"] * 2 * self.clock
         self.vector_elements = v["vector_cores"] * 64 / v["vec_cycles_per_repeat"] * self.clock   # fp32 / s
         self.vector_cores = int(v["vector_cores"])
+        self.cube_cores = int(v["cube_cores"])
 
 
 def _kernel_launch(launch, costs: Costs) -> dict:
@@ -154,7 +180,7 @@ def _kernel_launch(launch, costs: Costs) -> dict:
 
 def _torch_op(op: tuple, costs: Costs) -> dict:
     name, nbytes, flops = op
-    roofline = max(nbytes / costs.hbm, flops / costs.cube_flops)
+    roofline = max(nbytes / costs.hbm, flops / (costs.cube_half_flops if name.endswith(":half") else costs.cube_flops))
     return dict(estimate_s=costs.launch_s + roofline, roofline_s=roofline, hbm_bytes=float(nbytes),
                 flops=float(flops), counters={}, critical_cycles=0.0, blocks=0)
 
@@ -162,7 +188,38 @@ def _torch_op(op: tuple, costs: Costs) -> dict:
 def _group(kernel_or_op: str) -> str:
     if kernel_or_op in ("im2col", "col2im"):
         return kernel_or_op
-    return "matmul (cube)" if kernel_or_op in _MATMULS else "torch ops (vector)"
+    return "matmul (cube)" if kernel_or_op.split(":")[0] in _MATMULS else "torch ops (vector)"
+
+
+# --------------------------------------------------------------------------- the fused forward, modelled
+
+# A cube core's L1 buffer in a mixed cube/vector kernel: 512 KiB less 256 bytes
+# (asc-devkit docs/zh/guide/编程指南/高级编程/硬件实现/架构规格/NPU架构版本2201.md, the storage table).
+L1_BYTES = 512 * 1024 - 256
+
+
+def fused_forward(p_shape: tuple, im2col: List[dict], matmuls: List[tuple], costs: Costs) -> dict:
+    """What one mixed cube + vector kernel per launch would take instead of im2col + matmul: the vector
+    cores sample as im2col does (their time and bytes as the model ran them), the cube cores multiply
+    what they wrote. On Atlas A2 the AIC and AIV cores pass data through global memory
+    (NPU架构版本2201.md: "AIV与AIC之间通过Global Memory进行数据传递"), so the columns still go out and back
+    in; what fusion saves is the serialisation of the two units (and a launch). Double-buffered, each
+    cube core multiplies at least two chunks, and re-reads the weight for each unless it fits its L1.
+    Per launch: launch overhead + max(the vector cores' critical path, the cube's FLOPs at peak, all
+    HBM bytes at HBM bandwidth)."""
+    n, c, h, w, c_out = p_shape
+    weight_bytes = c_out * 9 * c * 4
+    separate = sum(k["estimate_s"] for k in im2col) + sum(costs.launch_s + max(b / costs.hbm, f / costs.cube_flops)
+                                                           for _, b, f in matmuls)
+    fused, weight_reads = 0.0, 0
+    for k, (_, _, flops) in zip(im2col, matmuls):
+        pixels = flops / (2 * 9 * c * c_out)
+        reads = costs.cube_cores if weight_bytes <= L1_BYTES else 2 * costs.cube_cores
+        weight_reads += reads
+        hbm = k["hbm_bytes"] + pixels * 9 * c * 4 + reads * weight_bytes + pixels * c_out * 4
+        fused += costs.launch_s + max(k["critical_cycles"] / costs.clock, flops / costs.cube_flops, hbm / costs.hbm)
+    return dict(separate_us=separate * 1e6, fused_us=fused * 1e6, saves_us=(separate - fused) * 1e6,
+                weight_reads=weight_reads)
 
 
 # Counters shown per output pixel (sampling kernels).
@@ -188,21 +245,20 @@ class _ModelRunner:
     def __init__(self, shape: tuple, sim: SimKernels, seed: int):
         t = _inputs(shape, "cpu", seed)
         self.p = describe(t["x"], t["offset"], t["mask"], t["weight"], t["bias"], padding=1)
-        self.x, self.off, self.msk = channels_last(self.p, t["x"], t["offset"], t["mask"])
+        self.x, self.off, self.msk = channels_last(self.p, t["x"]), t["offset"], t["mask"]
         self.sim, self.seed, self.done = sim, seed, {}
 
     def run(self, kernel: str, shape: tuple):
         if (kernel, shape) in self.done:
             return self.done[(kernel, shape)]
-        start, count = shape[15], shape[16]
-        off, msk = self.off[start:start + count], self.msk[start:start + count]
+        start, count = shape[-2], shape[-1]
         taps, c = self.p.kernel_taps, self.p.in_channels
         if kernel == "im2col":
-            self.sim.im2col(shape, self.x, off, msk, torch.empty(count, taps, c))
+            self.sim.im2col(shape, self.x, self.off, self.msk, torch.empty(count, taps, c))
         else:
             g = torch.Generator().manual_seed(self.seed + start)
-            self.sim.col2im(shape, self.x, off, msk, torch.randn(count, taps, c, generator=g), torch.zeros_like(self.x),
-                            torch.empty(count, taps, 2), torch.empty(count, taps))
+            self.sim.col2im(shape, self.x, self.off, self.msk, torch.randn(count, taps, c, generator=g),
+                            torch.zeros_like(self.x), torch.empty_like(self.off), torch.empty_like(self.msk))
         self.done[(kernel, shape)] = self.sim.last_launch(kernel, shape)
         return self.done[(kernel, shape)]
 
@@ -211,7 +267,8 @@ def npu_estimate(shapes: Optional[Sequence[str]] = None, library: Optional[str] 
                  progress: Optional[Callable[[str], None]] = None, log: Optional[Callable[[str], None]] = None,
                  seed: int = 0) -> List[dict]:
     """The estimate for `shapes` (names of ESTIMATE_SHAPES; default all): one record per (shape, pass)
-    with "shape" [N, C, H, W, C_out], "pass" ("forward" | "backward"), "estimate_us" and
+    with "shape" [N, C, H, W, C_out], "pass" ("forward" | "backward" | "det_bwd": the backward with
+    col2im's deterministic mode), "estimate_us" and
     "roofline_us" (all launches of the pass summed), "pixels" and "launches" (per kernel: launch
     count, estimate, roofline, HBM bytes, FLOPs, the derived counters of the table per output pixel
     and, for the sampling kernels, every model counter summed over blocks per output pixel). `progress(name)` hears
@@ -235,6 +292,10 @@ def npu_estimate(shapes: Optional[Sequence[str]] = None, library: Optional[str] 
         pixels = shape[0] * shape[2] * shape[3]
         for pass_name, trace in trace_passes(shape).items():
             parts = [(k, _kernel_launch(runner.run(k, s), costs)) for k, s in trace["kernels"]]
+            fusion = None
+            if pass_name == "forward":
+                fusion = fused_forward(shape, [part for _, part in parts],
+                                       [op for op in trace["ops"] if op[0].split(":")[0] in _MATMULS], costs)
             parts += [(op[0], _torch_op(op, costs)) for op in trace["ops"]]
             groups: Dict[str, dict] = collections.OrderedDict()
             for kind, part in parts:
@@ -251,9 +312,14 @@ def npu_estimate(shapes: Optional[Sequence[str]] = None, library: Optional[str] 
                         for k, g in groups.items()]
             estimate = sum(g["estimate_s"] for g in groups.values()) * 1e6
             roofline = sum(g["roofline_s"] for g in groups.values()) * 1e6
-            records.append(dict(shape=list(shape), name=name, **{"pass": pass_name}, estimate_us=estimate,
-                                roofline_us=roofline, ratio=estimate / roofline, pixels=pixels, soc=SOC,
-                                launches=launches, note=LABEL))
+            record = dict(shape=list(shape), name=name, **{"pass": pass_name}, estimate_us=estimate,
+                          roofline_us=roofline, ratio=estimate / roofline, pixels=pixels, soc=SOC, launches=launches,
+                          note=LABEL)
+            if fusion is not None:
+                fusion["share_of_forward"] = fusion["saves_us"] / estimate
+                fusion["pays"] = fusion["share_of_forward"] > 0.25
+                record["fusion"] = fusion
+            records.append(record)
     return records
 
 
@@ -262,7 +328,7 @@ def npu_estimate(shapes: Optional[Sequence[str]] = None, library: Optional[str] 
 
 def format_estimate(records: List[dict]) -> str:
     """The table: per shape, pass and kernel the counters per output pixel, estimate, roofline and
-    their ratio; a total per pass and for forward + backward."""
+    their ratio; a total per pass, for forward + backward, and the deterministic backward's extra cost."""
     head = (f"{'shape [N,C,H,W,C_out]':<22} {'pass':<8} {'kernel':<19} {'launches':>8} {'HBM B/px':>9} "
             f"{'cube FLOP/px':>12} {'vec instr/px':>12} {'fill':>5} {'scalar/px':>9} {'S<->V/px':>8} "
             f"{'waits/px':>8} {'estimate us':>11} {'roofline us':>11} {'ratio':>6}")
@@ -292,10 +358,22 @@ def format_estimate(records: List[dict]) -> str:
             lines.append(row("", r["pass"], "total", sum(k["launches"] for k in r["launches"]), {},
                              sum(k["hbm_bytes"] for k in r["launches"]) / px,
                              sum(k["flops"] for k in r["launches"]) / px, r["estimate_us"], r["roofline_us"]))
-        if len(passes) == 2:
-            est, roof = sum(r["estimate_us"] for r in passes), sum(r["roofline_us"] for r in passes)
+        by_pass = {r["pass"]: r for r in passes}
+        if "forward" in by_pass and "backward" in by_pass:
+            pair = (by_pass["forward"], by_pass["backward"])
+            est, roof = sum(r["estimate_us"] for r in pair), sum(r["roofline_us"] for r in pair)
             lines.append(f"{'':<22} {'fwd+bwd':<8} {'total':<19} {'':>8} {'':>9} {'':>12} {'':>12} {'':>5} {'':>9} "
                          f"{'':>8} {'':>8} {est:>11.1f} {roof:>11.1f} {est / roof:>6.2f}")
+        if "fusion" in by_pass.get("forward", {}):
+            f = by_pass["forward"]["fusion"]
+            lines.append(f"{'':<22} fused forward (modelled): {f['fused_us']:.1f} us for im2col + matmul's "
+                         f"{f['separate_us']:.1f}, saves {f['saves_us']:.1f} us = {f['share_of_forward']:.0%} of the "
+                         f"forward ({'pays' if f['pays'] else 'does not pay'}: > 25% wanted; weight read "
+                         f"{f['weight_reads']} times)")
+        if "backward" in by_pass and "det_bwd" in by_pass:
+            extra = by_pass["det_bwd"]["estimate_us"] - by_pass["backward"]["estimate_us"]
+            lines.append(f"{'':<22} deterministic backward: {by_pass['det_bwd']['estimate_us']:.1f} us, "
+                         f"{extra:+.1f} us ({extra / by_pass['backward']['estimate_us']:+.0%}) over the atomic one")
         lines.append("")
     lines += [
         "All counters per output pixel (N*Ho*Wo). Every block of every sampling launch ran on the model; a launch's",

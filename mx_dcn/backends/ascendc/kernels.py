@@ -13,11 +13,13 @@ import torch
 from . import toolkit
 from .device import device_soc, use_op_package
 from .sim_library import default_sim_library
-from .tiling import DEFAULT_VECTOR_CORES, SHAPE_FIELDS, TILING_FIELDS, UB_BYTES, VECTOR_CORES
+from .tiling import COLUMNS_TYPES, DEFAULT_VECTOR_CORES, SHAPE_FIELDS, TILING_FIELDS, UB_BYTES, VECTOR_CORES
 
 class SamplingKernels:
-    """The two sampling kernels on fp32 contiguous tensors (x (N,H,W,C); offset (P,K,2);
-    mask (P,K) or None; columns (P,K,C)), for the launch described by `shape` (SHAPE_FIELDS)."""
+    """The two sampling kernels on fp32 contiguous tensors (x (N,H,W,C); offset (N,2K,Ho,Wo) with
+    channels (k, [dy, dx]); mask (N,K,Ho,Wo) or None; columns (P,K,C) of the launch's P pixels), for
+    the launch described by `shape` (SHAPE_FIELDS). col2im writes grad_offset and grad_mask (shaped
+    like offset and mask) at the launch's pixels only."""
 
     name = "?"
     core_num = DEFAULT_VECTOR_CORES
@@ -26,8 +28,24 @@ class SamplingKernels:
         raise NotImplementedError
 
     def col2im(self, shape, x, offset, mask, grad_columns, grad_x, grad_offset, grad_mask) -> None:
-        """grad_x is accumulated into (the caller zeroes it); grad_offset and grad_mask are written."""
+        """grad_x is accumulated into (the caller zeroes it before the first launch); grad_offset and
+        grad_mask are written at the launch's pixels. With `deterministic` set in `shape`, grad_x is
+        summed in a fixed order (bitwise the same run after run)."""
         raise NotImplementedError
+
+
+def launch_pixels(t: torch.Tensor, shape) -> List[torch.Tensor]:
+    """Views of an (N, ch, Ho, Wo) tensor at the launch's pixels (one view per image it touches)."""
+    s = dict(zip(SHAPE_FIELDS, shape))
+    plane = s["ho"] * s["wo"]
+    flat = t.view(t.shape[0], t.shape[1], plane)
+    views, start, end = [], s["pixelStart"], s["pixelStart"] + s["pixelCount"]
+    while start < end:
+        image, first = divmod(start, plane)
+        last = min(plane, first + end - start)
+        views.append(flat[image, :, first:last])
+        start += last - first
+    return views
 
 
 class SimError(RuntimeError):
@@ -89,11 +107,12 @@ class SimKernels(SamplingKernels):
         self.launches: List[Launch] = []
 
     @staticmethod
-    def _ptr(t: Optional[torch.Tensor]):
+    def _ptr(t: Optional[torch.Tensor], dtypes=(torch.float32,)):
         if t is None:
             return None
-        if t.device.type != "cpu" or t.dtype != torch.float32 or not t.is_contiguous():
-            raise ValueError(f"the AscendC model takes CPU float32 contiguous tensors, got {t.device} {t.dtype}")
+        if t.device.type != "cpu" or t.dtype not in dtypes or not t.is_contiguous():
+            raise ValueError(f"the AscendC model takes CPU {'/'.join(str(d) for d in dtypes)} contiguous tensors, "
+                             f"got {t.device} {t.dtype}")
         return ctypes.c_void_p(t.data_ptr())
 
     def _shape(self, shape):
@@ -124,14 +143,18 @@ class SimKernels(SamplingKernels):
         columns.fill_(float("nan"))
         err = ctypes.create_string_buffer(2048)
         self._start()
-        status = self.lib.mxdcn_sim_im2col(self._ptr(x), self._ptr(offset), self._ptr(mask), self._ptr(columns),
+        wanted = {code: dtype for dtype, code in COLUMNS_TYPES.items()}[dict(zip(SHAPE_FIELDS, shape))["columnsType"]]
+        if columns.dtype != wanted:
+            raise ValueError(f"columns: {columns.dtype}, the launch's columnsType says {wanted}")
+        status = self.lib.mxdcn_sim_im2col(self._ptr(x), self._ptr(offset), self._ptr(mask),
+                                           self._ptr(columns, tuple(COLUMNS_TYPES)),
                                            self._shape(shape), self.core_num, self.ub, err, len(err))
         self._check(status, err, "im2col", shape)
 
     def col2im(self, shape, x, offset, mask, grad_columns, grad_x, grad_offset, grad_mask) -> None:
-        grad_offset.fill_(float("nan"))
-        if grad_mask is not None:
-            grad_mask.fill_(float("nan"))
+        for t in (grad_offset, grad_mask):
+            for view in ([] if t is None else launch_pixels(t, shape)):
+                view.fill_(float("nan"))
         err = ctypes.create_string_buffer(2048)
         self._start()
         status = self.lib.mxdcn_sim_col2im(self._ptr(x), self._ptr(offset), self._ptr(mask), self._ptr(grad_columns),
@@ -189,10 +212,12 @@ class NpuKernels(SamplingKernels):
     def _attrs(shape):
         s = dict(zip(SHAPE_FIELDS, shape))
         return ([s["kh"], s["kw"]], [s["strideH"], s["strideW"]], [s["padH"], s["padW"]],
-                [s["dilationH"], s["dilationW"]], [s["ho"], s["wo"]], s["pixelStart"])
+                [s["dilationH"], s["dilationW"]], [s["ho"], s["wo"]], s["pixelStart"], s["pixelCount"])
 
     def im2col(self, shape, x, offset, mask, columns) -> None:
         self.ops.im2col(x, offset, mask, columns, *self._attrs(shape))
 
     def col2im(self, shape, x, offset, mask, grad_columns, grad_x, grad_offset, grad_mask) -> None:
-        self.ops.col2im(x, offset, mask, grad_columns, grad_x, grad_offset, grad_mask, *self._attrs(shape))
+        deterministic = dict(zip(SHAPE_FIELDS, shape))["deterministic"]
+        self.ops.col2im(x, offset, mask, grad_columns, grad_x, grad_offset, grad_mask, *self._attrs(shape),
+                        deterministic)

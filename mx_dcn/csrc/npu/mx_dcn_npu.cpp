@@ -2,8 +2,8 @@
 // torch.ops.mx_dcn_npu.col2im (PrivateUse1 = NPU), which launch the aclnn API CANN generates for the
 // op package (kernels_ascend). Built by setup.py (build_npu.py) where torch_npu and CANN are found;
 // NOT compiled in this repository's CI (no torch_npu or CANN headers there). The algorithm around the
-// two launches is mx_dcn/backends/ascendc/algorithm.py; tensors arrive fp32, contiguous, channels-last
-// (layouts: kernels_ascend/op_host/mx_dcn_ops.cpp).
+// two launches is mx_dcn/backends/ascendc/algorithm.py; tensors arrive fp32, contiguous: x channels-last,
+// offsets and masks as the caller gave them (layouts: kernels_ascend/op_host/mx_dcn_ops.cpp).
 //
 // A launch goes the way torch_npu's own ops and op-plugin's EXEC_NPU_CMD go (Ascend/op-plugin
 // op_plugin/utils/op_api_common.h): aclnn...GetWorkspaceSize on the calling thread, the workspace from
@@ -31,11 +31,13 @@ namespace {
 // attributes and outputs in OpDef order, then workspace size and executor).
 using Im2colWorkspace = aclnnStatus (*)(const aclTensor*, const aclTensor*, const aclTensor*, const aclIntArray*,
                                         const aclIntArray*, const aclIntArray*, const aclIntArray*,
-                                        const aclIntArray*, int64_t, const aclTensor*, uint64_t*, aclOpExecutor**);
+                                        const aclIntArray*, int64_t, int64_t, const aclTensor*, uint64_t*,
+                                        aclOpExecutor**);
 using Col2imWorkspace = aclnnStatus (*)(const aclTensor*, const aclTensor*, const aclTensor*, const aclTensor*,
                                         const aclIntArray*, const aclIntArray*, const aclIntArray*,
-                                        const aclIntArray*, const aclIntArray*, int64_t, const aclTensor*,
-                                        const aclTensor*, const aclTensor*, uint64_t*, aclOpExecutor**);
+                                        const aclIntArray*, const aclIntArray*, int64_t, int64_t, int64_t,
+                                        const aclTensor*, const aclTensor*, const aclTensor*, uint64_t*,
+                                        aclOpExecutor**);
 using Launch = aclnnStatus (*)(void*, uint64_t, aclOpExecutor*, aclrtStream);
 
 struct OpApi {
@@ -71,10 +73,16 @@ void LoadOpApi(const std::string& path) {
   api.path = path;
 }
 
-void CheckTensor(const at::Tensor& t, const char* name) {
+void CheckTensor(const at::Tensor& t, const char* name, bool halfAllowed) {
   TORCH_CHECK(t.device().type() == c10::DeviceType::PrivateUse1, name, ": expected an NPU tensor, got ", t.device());
-  TORCH_CHECK(t.scalar_type() == at::kFloat, name, ": expected float32, got ", t.scalar_type());
+  const bool half = t.scalar_type() == at::kHalf || t.scalar_type() == at::kBFloat16;
+  TORCH_CHECK(t.scalar_type() == at::kFloat || (halfAllowed && half), name, ": expected float32",
+              halfAllowed ? ", float16 or bfloat16" : "", ", got ", t.scalar_type());
   TORCH_CHECK(t.is_contiguous(), name, ": expected a contiguous tensor");
+}
+
+aclDataType AclType(const at::Tensor& t) {
+  return t.scalar_type() == at::kHalf ? ACL_FLOAT16 : t.scalar_type() == at::kBFloat16 ? ACL_BF16 : ACL_FLOAT;
 }
 
 // The acl handles of one launch. They must outlive the queued launch, so the handler owns them.
@@ -88,11 +96,12 @@ struct Handles {
     for (aclTensor* t : tensors) aclDestroyTensor(t);
     for (aclIntArray* a : arrays) aclDestroyIntArray(a);
   }
-  aclTensor* Tensor(const at::Tensor& t, const char* name) {
-    CheckTensor(t, name);
+  // halfAllowed: im2col's columns, float16 / bfloat16 when the cube takes half-precision columns.
+  aclTensor* Tensor(const at::Tensor& t, const char* name, bool halfAllowed = false) {
+    CheckTensor(t, name, halfAllowed);
     std::vector<int64_t> dims(t.sizes().begin(), t.sizes().end());
     std::vector<int64_t> strides(t.strides().begin(), t.strides().end());
-    aclTensor* h = aclCreateTensor(dims.data(), dims.size(), ACL_FLOAT, strides.data(), 0, ACL_FORMAT_ND,
+    aclTensor* h = aclCreateTensor(dims.data(), dims.size(), AclType(t), strides.data(), 0, ACL_FORMAT_ND,
                                    dims.data(), dims.size(), t.data_ptr());
     TORCH_CHECK(h != nullptr, name, ": aclCreateTensor failed");
     tensors.push_back(h);
@@ -138,18 +147,19 @@ void RequireApi() {
 
 void Im2col(const at::Tensor& x, const at::Tensor& offset, const c10::optional<at::Tensor>& mask,
             const at::Tensor& columns, at::IntArrayRef kernelSize, at::IntArrayRef stride, at::IntArrayRef padding,
-            at::IntArrayRef dilation, at::IntArrayRef outSize, int64_t pixelStart) {
+            at::IntArrayRef dilation, at::IntArrayRef outSize, int64_t pixelStart, int64_t pixelCount) {
   RequireApi();
   auto h = std::make_shared<Handles>();
   aclTensor* ax = h->Tensor(x, "x");
   aclTensor* aoff = h->Tensor(offset, "offset");
   aclTensor* amask = h->Optional(mask, "mask");
-  aclTensor* acol = h->Tensor(columns, "columns");
+  aclTensor* acol = h->Tensor(columns, "columns", true);
   uint64_t workspaceSize = 0;
   aclOpExecutor* executor = nullptr;
   const aclnnStatus status = Api().im2colWorkspace(
       ax, aoff, amask, h->Pair(kernelSize, "kernel_size"), h->Pair(stride, "stride"), h->Pair(padding, "padding"),
-      h->Pair(dilation, "dilation"), h->Pair(outSize, "out_size"), pixelStart, acol, &workspaceSize, &executor);
+      h->Pair(dilation, "dilation"), h->Pair(outSize, "out_size"), pixelStart, pixelCount, acol, &workspaceSize,
+      &executor);
   TORCH_CHECK(status == 0, "aclnnMxDcnIm2colGetWorkspaceSize failed (", status, "): ", aclGetRecentErrMsg());
   Enqueue("aclnnMxDcnIm2col", Api().im2col, h, workspaceSize, executor);
 }
@@ -157,12 +167,15 @@ void Im2col(const at::Tensor& x, const at::Tensor& offset, const c10::optional<a
 void Col2im(const at::Tensor& x, const at::Tensor& offset, const c10::optional<at::Tensor>& mask,
             const at::Tensor& gradColumns, const at::Tensor& gradX, const at::Tensor& gradOffset,
             const c10::optional<at::Tensor>& gradMask, at::IntArrayRef kernelSize, at::IntArrayRef stride,
-            at::IntArrayRef padding, at::IntArrayRef dilation, at::IntArrayRef outSize, int64_t pixelStart) {
+            at::IntArrayRef padding, at::IntArrayRef dilation, at::IntArrayRef outSize, int64_t pixelStart,
+            int64_t pixelCount, int64_t deterministic) {
   RequireApi();
   const bool hasMask = mask.has_value() && mask->defined();
   TORCH_CHECK(!hasMask || (gradMask.has_value() && gradMask->defined()), "grad_mask: required with a mask");
+  TORCH_CHECK(offset.dim() == 4 && offset.size(1) % 2 == 0, "offset: expected (N, 2K, Ho, Wo), got ", offset.sizes());
   // The op always has a grad_mask output; without a mask the kernel leaves this one unwritten.
-  const at::Tensor gradMaskOut = hasMask ? *gradMask : at::empty({offset.size(0), offset.size(1)}, offset.options());
+  const at::Tensor gradMaskOut = hasMask ? *gradMask
+      : at::empty({offset.size(0), offset.size(1) / 2, offset.size(2), offset.size(3)}, offset.options());
   auto h = std::make_shared<Handles>();
   aclTensor* ax = h->Tensor(x, "x");
   aclTensor* aoff = h->Tensor(offset, "offset");
@@ -175,8 +188,8 @@ void Col2im(const at::Tensor& x, const at::Tensor& offset, const c10::optional<a
   aclOpExecutor* executor = nullptr;
   const aclnnStatus status = Api().col2imWorkspace(
       ax, aoff, amask, agc, h->Pair(kernelSize, "kernel_size"), h->Pair(stride, "stride"),
-      h->Pair(padding, "padding"), h->Pair(dilation, "dilation"), h->Pair(outSize, "out_size"), pixelStart, agx,
-      agoff, agm, &workspaceSize, &executor);
+      h->Pair(padding, "padding"), h->Pair(dilation, "dilation"), h->Pair(outSize, "out_size"), pixelStart,
+      pixelCount, deterministic, agx, agoff, agm, &workspaceSize, &executor);
   TORCH_CHECK(status == 0, "aclnnMxDcnCol2imGetWorkspaceSize failed (", status, "): ", aclGetRecentErrMsg());
   Enqueue("aclnnMxDcnCol2im", Api().col2im, h, workspaceSize, executor);
 }
@@ -185,10 +198,10 @@ void Col2im(const at::Tensor& x, const at::Tensor& offset, const c10::optional<a
 
 TORCH_LIBRARY(mx_dcn_npu, m) {
   m.def("im2col(Tensor x, Tensor offset, Tensor? mask, Tensor(a!) columns, int[] kernel_size, int[] stride, "
-        "int[] padding, int[] dilation, int[] out_size, int pixel_start) -> ()");
+        "int[] padding, int[] dilation, int[] out_size, int pixel_start, int pixel_count) -> ()");
   m.def("col2im(Tensor x, Tensor offset, Tensor? mask, Tensor grad_columns, Tensor(a!) grad_x, "
         "Tensor(b!) grad_offset, Tensor(c!)? grad_mask, int[] kernel_size, int[] stride, int[] padding, "
-        "int[] dilation, int[] out_size, int pixel_start) -> ()");
+        "int[] dilation, int[] out_size, int pixel_start, int pixel_count, int deterministic) -> ()");
 }
 
 TORCH_LIBRARY_IMPL(mx_dcn_npu, PrivateUse1, m) {

@@ -32,8 +32,12 @@
   F(atomic_cost_factor, 2, "x bytes",                                                                             \
     "no public figure: an atomic add reads and writes GM, so its bytes count twice (time and HBM traffic)")      \
   F(vec_cycles_per_repeat, 1, "cycles",                                                                           \
-    "64 fp32 elements/cycle (one 256-byte repeat) for Add, Mul, Muls, Axpy, Duplicate: "                         \
-    "docs/zh/api/附录/Vector指令理论性能汇总.md, tables 6, 8, 13")                                               \
+    "one 256-byte repeat per cycle: 64 fp32 lanes for Add, Sub, Mul, Adds, Muls, Axpy, Duplicate, Compares, "    \
+    "Select, Cast, CreateVecIndex and ReduceDataBlock, 128 uint16 lanes for And, 8 Brcb sources filling 8 blocks "\
+    "(docs/zh/api/附录/Vector指令理论性能汇总.md, tables 6, 7, 8, 9, 10, 11, 13)")                              \
+  F(vec_gathermask_cycles_per_repeat, 2, "cycles",                                                                \
+    "GatherMask fp32: 32 lanes per cycle, two cycles per 256-byte repeat (docs/zh/api/附录/Vector指令理论性能汇总.md, "\
+    "table 9)")                                                                                                   \
   F(vec_reduce_cycles_per_repeat, 7, "cycles",                                                                    \
     "ReduceRepeat fp32 64/7 elements/cycle (same doc, table 11); ReduceSum (no figure: software-emulated) = one " \
     "ReduceRepeat pass over the repeats + one over the partial sums (ReduceSum.md, Atlas A2: method 2)")          \
@@ -50,7 +54,10 @@
     "no public figure: device-side cost of one kernel / operator launch (sampling kernels, matmuls, copies)")    \
   F(cube_fp32_macs_per_cycle, 1024, "MAC/cycle/core",                                                             \
     "Mmad float x float on NPU arch 2201: cube m, n, k = 16, 16, 4 (docs/zh/api/附录/Cube指令理论性能汇总.md, "   \
-    "table 1); HF32 off, torch_npu.npu.matmul.allow_hf32 defaults to False (hiascend torch_npu API docs)")
+    "table 1); HF32 off, torch_npu.npu.matmul.allow_hf32 defaults to False (hiascend torch_npu API docs)")      \
+  F(cube_half_macs_per_cycle, 4096, "MAC/cycle/core",                                                             \
+    "Mmad half x half and bfloat16_t x bfloat16_t on NPU arch 2201: cube m, n, k = 16, 16, 16 "                   \
+    "(docs/zh/api/附录/Cube指令理论性能汇总.md, table 1); float32 accumulation in L0C")
 
 namespace AscendC {
 namespace sim {

@@ -102,9 +102,13 @@ void CopyUbToGm(const GlobalTensor<T>& dst, const LocalTensor<T>& src, const Cop
     pm.Ub(Pipe::MTE3, false, src.Addr() + uint32_t(b * s.ubPitch), src.Addr() + uint32_t(b * s.ubPitch + s.ubBurst), what);
     const uint8_t* in = u + b * s.ubPitch;
     if (atomic) {
-      T* dt = reinterpret_cast<T*>(out);
-      const T* st = reinterpret_cast<const T*>(in);
-      for (uint64_t i = 0; i < s.gmBurst / sizeof(T); ++i) dt[i] += st[i];
+      if constexpr (std::is_arithmetic<T>::value) {
+        T* dt = reinterpret_cast<T*>(out);
+        const T* st = reinterpret_cast<const T*>(in);
+        for (uint64_t i = 0; i < s.gmBurst / sizeof(T); ++i) dt[i] += st[i];
+      } else {
+        Fail(std::string(what) + ": atomic add of 16-bit floats is not modelled");
+      }
     } else {
       std::memmove(out, in, s.gmBurst);
     }

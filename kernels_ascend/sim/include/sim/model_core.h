@@ -7,6 +7,10 @@ namespace AscendC {
 namespace sim {
 
 constexpr uint32_t kUbCapacity = 192 * 1024;   // Unified Buffer of an Atlas A2 vector core
+// What a kernel may allocate of it: AscendC keeps 8 KiB for some of its APIs (unless compiled with
+// --cce-disable-asc-reserved-ubuf) and 256 bytes in mixed cube/vector kernels: 192 KiB - 256 B - 8 KiB
+// (docs/zh/guide/编程指南/高级编程/硬件实现/架构规格/NPU架构版本2201.md, the storage table and its note).
+constexpr uint32_t kUbUsable = kUbCapacity - 256 - 8 * 1024;
 constexpr uint32_t kBlock = 32;                // UB / DataCopy granule (通用说明和约束.md, table 2)
 constexpr uint32_t kUbBlocks = kUbCapacity / kBlock;
 constexpr uint32_t kRepeatBytes = 256;         // one vector repeat: 8 blocks of 32 bytes
@@ -64,7 +68,7 @@ struct Core {
   uint32_t blockIdx = 0;
   uint32_t blockNum = 1;
   uint32_t atomicElemSize = 0;   // 0: atomic add off; else sizeof(T) of SetAtomicAdd<T>
-  uint32_t ubCapacity = kUbCapacity;
+  uint32_t ubCapacity = kUbUsable;
   uint32_t ubPeak = 0;
   std::string deferredError;     // found in a destructor; RunKernel raises it
   std::vector<uint8_t> ub = std::vector<uint8_t>(kUbCapacity + 64);

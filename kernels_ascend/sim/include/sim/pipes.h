@@ -55,6 +55,10 @@ class PipeModel {
     return known_[static_cast<int>(later)][static_cast<int>(earlier)] >= seq;
   }
 
+  // The scalar unit reads a value the vector pipe produces through a register (GatherMask's count):
+  // it waits until the vector pipe has finished everything issued so far (a V -> S hand-off).
+  void ScalarWaitsForVector();
+
   void SetFlag(HardEvent e, int32_t id);
   void WaitFlag(HardEvent e, int32_t id);
   void Barrier(pipe_t p);

@@ -200,6 +200,13 @@ void Muls(const LocalTensor<T>& dst, const LocalTensor<T>& src, const T& scalar,
   sim::Unary("Muls", dst, src, mask, repeatTimes, p, false, [&](T, T s) { return s * scalar; });
 }
 
+// dst = src + scalar
+template <typename T, bool isSetMask = true>
+void Adds(const LocalTensor<T>& dst, const LocalTensor<T>& src, const T& scalar, uint64_t mask, uint32_t repeatTimes,
+          const UnaryRepeatParams& p) {
+  sim::Unary("Adds", dst, src, mask, repeatTimes, p, false, [&](T, T s) { return s + scalar; });
+}
+
 // dst = src * scalar + dst
 template <typename T, typename U, bool isSetMask = true>
 void Axpy(const LocalTensor<T>& dst, const LocalTensor<U>& src, const U& scalar, uint64_t mask, uint32_t repeatTimes,
@@ -218,6 +225,12 @@ template <typename T, bool isSetMask = true>
 void Add(const LocalTensor<T>& dst, const LocalTensor<T>& src0, const LocalTensor<T>& src1, uint64_t mask,
          uint32_t repeatTimes, const BinaryRepeatParams& p) {
   sim::Binary("Add", dst, src0, src1, mask, repeatTimes, p, [](T a, T b) { return a + b; });
+}
+
+template <typename T, bool isSetMask = true>
+void Sub(const LocalTensor<T>& dst, const LocalTensor<T>& src0, const LocalTensor<T>& src1, uint64_t mask,
+         uint32_t repeatTimes, const BinaryRepeatParams& p) {
+  sim::Binary("Sub", dst, src0, src1, mask, repeatTimes, p, [](T a, T b) { return a - b; });
 }
 
 // dst[0] = sum of the `mask` leading elements of every repeat of src (repeats srcRepStride blocks

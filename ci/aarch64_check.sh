@@ -40,16 +40,32 @@ fi
 echo "#include \"$X86_PYCONFIG\"" > "$OUT/inc/aarch64-linux-gnu/$PY_VER/pyconfig.h"
 FLAGS=("$STD" -O2 -fopenmp -fno-trapping-math -Werror=pragmas -I mx_dcn/csrc)
 
-# Framework-free kernel files: compiled to aarch64 objects.
+JOBS=${JOBS:-2}
+names=()
+pids=()
+# Runs a compile in the background, at most JOBS at once (CI has 2 cores); its log goes to OUT.
+launch() {
+  local name=$1; shift
+  while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do sleep 0.2; done
+  ( "$@" >"$OUT/job${#pids[@]}.log" 2>&1 ) &
+  pids+=($!)
+  names+=("$name")
+}
+# Framework-free kernel files: compiled to aarch64 objects; the ATen files: syntax only.
 for f in mx_dcn/csrc/cpu/sampling_*.cpp mx_dcn/csrc/cpu/gemm_*.cpp; do
-  "$CXX" "${FLAGS[@]}" -c "$f" -o "$OUT/$(basename "$f" .cpp).o"
-  echo "  compiled $f"
+  launch "compiled $f" "$CXX" "${FLAGS[@]}" -c "$f" -o "$OUT/$(basename "$f" .cpp).o"
 done
-# The ATen side (dispatch, CPU feature probes, the op registrations).
 for f in mx_dcn/csrc/*.cpp mx_dcn/csrc/cpu/deform_conv_cpu.cpp mx_dcn/csrc/cpu/buffer_cache.cpp; do
-  "$CXX" "${FLAGS[@]}" -fsyntax-only -isystem "$TORCH_INC" -isystem "$TORCH_INC/torch/csrc/api/include" \
-    -isystem "$PY_INC" -isystem "$OUT/inc" \
+  launch "checked  $f" "$CXX" "${FLAGS[@]}" -fsyntax-only -isystem "$TORCH_INC" \
+    -isystem "$TORCH_INC/torch/csrc/api/include" -isystem "$PY_INC" -isystem "$OUT/inc" \
     -DTORCH_EXTENSION_NAME=_C "$f"
-  echo "  checked  $f"
 done
+status=0
+for k in "${!pids[@]}"; do
+  name=${names[$k]}
+  if wait "${pids[$k]}"; then echo "  $name"; else echo "  FAILED: $name" >&2; status=1; fi
+  log="$OUT/job$k.log"
+  if [ -s "$log" ]; then sed "s|^|    |" "$log" >&2; fi
+done
+[ "$status" -eq 0 ] || { echo "aarch64_check: FAILED" >&2; exit 1; }
 echo "aarch64_check: the CPU kernel compiles for aarch64 ($CXX); $((SECONDS - start)) s"

@@ -226,7 +226,7 @@ if __name__ == "__main__":  # pip's build backend and `python setup.py` run it s
         # Satisfied by the torch the build ran against (checked above): pip leaves it as it is.
         install_requires=[f"torch>={TORCH_MIN[0]}.{TORCH_MIN[1]}", "numpy"],
         extras_require={
-            "test": ["pytest", "hypothesis", "onnx", "onnxruntime", "onnxscript", "matplotlib"],
+            "test": ["pytest", "pytest-xdist", "hypothesis", "onnx", "onnxruntime", "onnxscript", "matplotlib"],
             "plot": ["matplotlib"],
         },
         ext_modules=ext_modules,

@@ -82,7 +82,10 @@ for t in "${TESTS[@]}"; do [ -f "$t" ] && EXISTING+=("$t"); done
 
 start=$(date +%s)
 status=0
-"$PY" -m pytest -q -p no:cacheprovider --durations=10 "${EXISTING[@]}" 2>&1 | tee "$WORK/test.log" || status=$?
+# Two workers when pytest-xdist is there (the [test] extra): CI has 2 cores.
+WORKERS=()
+"$PY" -c "import xdist" 2>/dev/null && WORKERS=(-n 2)
+"$PY" -m pytest -q -p no:cacheprovider --durations=10 "${WORKERS[@]}" "${EXISTING[@]}" 2>&1 | tee "$WORK/test.log" || status=$?
 echo "sanitize: tests ran in $(( $(date +%s) - start )) s"
 if grep -qE "AddressSanitizer|UndefinedBehaviorSanitizer|runtime error:" "$WORK/test.log"; then
   echo "sanitize: sanitizer report above" >&2

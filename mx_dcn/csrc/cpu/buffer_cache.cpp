@@ -1,6 +1,8 @@
 // Workspace buffers the CPU kernels keep between calls (see buffer_cache.h).
 #include "cpu/buffer_cache.h"
 
+#include <ATen/ops/empty.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <mutex>

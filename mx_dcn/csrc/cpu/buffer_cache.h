@@ -8,7 +8,7 @@
 // 0 turns it off); the workspace budget still bounds what one call uses.
 #pragma once
 
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
 
 #include <cstdint>
 #include <vector>

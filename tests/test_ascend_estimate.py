@@ -236,3 +236,14 @@ def test_cli_npu_estimate_without_a_model_library_says_why(capsys, monkeypatch, 
     monkeypatch.setenv("CXX", "false")
     status, out, err = run_main(capsys, "bench", "--npu-estimate", "--shapes", "n1_c256_32x32")
     assert status == 1 and "building the AscendC model library failed" in err and "Traceback" not in err, err
+
+
+def test_shapes_in_parallel_processes_give_the_records_of_one_process():
+    """npu_estimate runs shapes in worker processes (spawned) by default; records and their order are
+    those of the sequential run."""
+    names = ["n2_c64_64x64", "n1_c256_32x32"]
+    heard = []
+    parallel = estimate.npu_estimate(names, library=built_library(), jobs=2, progress=heard.append)
+    assert parallel == estimate.npu_estimate(names, library=built_library(), jobs=1)
+    assert [r["name"] for r in parallel] == [n for n in names for _ in range(3)]
+    assert sorted(heard) == sorted(f"{n} estimated" for n in names)

@@ -17,6 +17,9 @@ cube peak, vector elements / vector peak); a pass's figures are the sums over it
 from __future__ import annotations
 
 import collections
+import concurrent.futures
+import math
+import multiprocessing
 import os
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -265,61 +268,85 @@ class _ModelRunner:
 
 def npu_estimate(shapes: Optional[Sequence[str]] = None, library: Optional[str] = None,
                  progress: Optional[Callable[[str], None]] = None, log: Optional[Callable[[str], None]] = None,
-                 seed: int = 0) -> List[dict]:
+                 seed: int = 0, jobs: Optional[int] = None) -> List[dict]:
     """The estimate for `shapes` (names of ESTIMATE_SHAPES; default all): one record per (shape, pass)
     with "shape" [N, C, H, W, C_out], "pass" ("forward" | "backward" | "det_bwd": the backward with
     col2im's deterministic mode), "estimate_us" and
     "roofline_us" (all launches of the pass summed), "pixels" and "launches" (per kernel: launch
     count, estimate, roofline, HBM bytes, FLOPs, the derived counters of the table per output pixel
     and, for the sampling kernels, every model counter summed over blocks per output pixel). `progress(name)` hears
-    of each shape, `log(message)` of a library build. Builds the model library when needed (raises
-    SimLibraryError when it cannot)."""
+    of each shape (as it starts, or as it ends when shapes run in parallel), `log(message)` of a library
+    build. Builds the model library when needed (raises SimLibraryError when it cannot). `jobs`
+    processes (default: one per CPU, at most one per shape) run the shapes in parallel: the model
+    runs a launch's blocks one after another on one thread, so this is where the time goes."""
     names = list(shapes) if shapes else list(ESTIMATE_SHAPES)
     for name in names:
         if name not in ESTIMATE_SHAPES:
             raise ValueError(f"shape: expected one of {list(ESTIMATE_SHAPES)}, got {name!r}")
-    sim = SimKernels(library or ensure_sim_library(log=log), core_num=VECTOR_CORES[SOC])
+    library = library or ensure_sim_library(log=log)
+    jobs = min(jobs or os.cpu_count() or 1, len(names))
+    if jobs <= 1:
+        records = []
+        for name in names:
+            if progress:
+                progress(name)
+            records += _shape_records(name, library, seed)
+        return records
+    # spawn, not fork: a forked child of a process whose torch started its thread pools can hang
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        # the largest first, so that the last one to finish is a small one
+        largest_first = sorted(names, key=lambda n: -math.prod(ESTIMATE_SHAPES[n]))
+        futures = {pool.submit(_shape_records, name, library, seed): name for name in largest_first}
+        by_name = {}
+        for future in concurrent.futures.as_completed(futures):
+            by_name[futures[future]] = future.result()
+            if progress:
+                progress(f"{futures[future]} estimated")
+    return [record for name in names for record in by_name[name]]
+
+
+def _shape_records(name: str, library: str, seed: int) -> List[dict]:
+    """npu_estimate's records of one shape (a function of its own so that a worker process can run it)."""
+    sim = SimKernels(library, core_num=VECTOR_CORES[SOC])
     sim.record = False
     costs = Costs(sim.cost_table())
     if costs.vector_cores != sim.core_num:
         raise RuntimeError(f"cost table: {costs.vector_cores} vector cores, tiling: {sim.core_num}")
     records = []
-    for name in names:
-        if progress:
-            progress(name)
-        shape = ESTIMATE_SHAPES[name]
-        runner = _ModelRunner(shape, sim, seed)
-        pixels = shape[0] * shape[2] * shape[3]
-        for pass_name, trace in trace_passes(shape).items():
-            parts = [(k, _kernel_launch(runner.run(k, s), costs)) for k, s in trace["kernels"]]
-            fusion = None
-            if pass_name == "forward":
-                fusion = fused_forward(shape, [part for _, part in parts],
-                                       [op for op in trace["ops"] if op[0].split(":")[0] in _MATMULS], costs)
-            parts += [(op[0], _torch_op(op, costs)) for op in trace["ops"]]
-            groups: Dict[str, dict] = collections.OrderedDict()
-            for kind, part in parts:
-                g = groups.setdefault(_group(kind), dict(launches=0, estimate_s=0.0, roofline_s=0.0, hbm_bytes=0.0,
-                                                          flops=0.0, counters=collections.Counter()))
-                g["launches"] += 1
-                for key in ("estimate_s", "roofline_s", "hbm_bytes", "flops"):
-                    g[key] += part[key]
-                g["counters"].update(part["counters"])
-            launches = [dict(kernel=k, launches=g["launches"], estimate_us=g["estimate_s"] * 1e6,
-                             roofline_us=g["roofline_s"] * 1e6, hbm_bytes=g["hbm_bytes"], flops=g["flops"],
-                             per_pixel=_per_pixel(dict(g["counters"]), pixels),
-                             counters_per_pixel={c: v / pixels for c, v in g["counters"].items()})
-                        for k, g in groups.items()]
-            estimate = sum(g["estimate_s"] for g in groups.values()) * 1e6
-            roofline = sum(g["roofline_s"] for g in groups.values()) * 1e6
-            record = dict(shape=list(shape), name=name, **{"pass": pass_name}, estimate_us=estimate,
-                          roofline_us=roofline, ratio=estimate / roofline, pixels=pixels, soc=SOC, launches=launches,
-                          note=LABEL)
-            if fusion is not None:
-                fusion["share_of_forward"] = fusion["saves_us"] / estimate
-                fusion["pays"] = fusion["share_of_forward"] > 0.25
-                record["fusion"] = fusion
-            records.append(record)
+    shape = ESTIMATE_SHAPES[name]
+    runner = _ModelRunner(shape, sim, seed)
+    pixels = shape[0] * shape[2] * shape[3]
+    for pass_name, trace in trace_passes(shape).items():
+        parts = [(k, _kernel_launch(runner.run(k, s), costs)) for k, s in trace["kernels"]]
+        fusion = None
+        if pass_name == "forward":
+            fusion = fused_forward(shape, [part for _, part in parts],
+                                   [op for op in trace["ops"] if op[0].split(":")[0] in _MATMULS], costs)
+        parts += [(op[0], _torch_op(op, costs)) for op in trace["ops"]]
+        groups: Dict[str, dict] = collections.OrderedDict()
+        for kind, part in parts:
+            g = groups.setdefault(_group(kind), dict(launches=0, estimate_s=0.0, roofline_s=0.0, hbm_bytes=0.0,
+                                                      flops=0.0, counters=collections.Counter()))
+            g["launches"] += 1
+            for key in ("estimate_s", "roofline_s", "hbm_bytes", "flops"):
+                g[key] += part[key]
+            g["counters"].update(part["counters"])
+        launches = [dict(kernel=k, launches=g["launches"], estimate_us=g["estimate_s"] * 1e6,
+                         roofline_us=g["roofline_s"] * 1e6, hbm_bytes=g["hbm_bytes"], flops=g["flops"],
+                         per_pixel=_per_pixel(dict(g["counters"]), pixels),
+                         counters_per_pixel={c: v / pixels for c, v in g["counters"].items()})
+                    for k, g in groups.items()]
+        estimate = sum(g["estimate_s"] for g in groups.values()) * 1e6
+        roofline = sum(g["roofline_s"] for g in groups.values()) * 1e6
+        record = dict(shape=list(shape), name=name, **{"pass": pass_name}, estimate_us=estimate,
+                      roofline_us=roofline, ratio=estimate / roofline, pixels=pixels, soc=SOC, launches=launches,
+                      note=LABEL)
+        if fusion is not None:
+            fusion["share_of_forward"] = fusion["saves_us"] / estimate
+            fusion["pays"] = fusion["share_of_forward"] > 0.25
+            record["fusion"] = fusion
+        records.append(record)
     return records
 
 

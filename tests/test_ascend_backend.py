@@ -110,3 +110,49 @@ def test_available_lists_each_missing_piece(monkeypatch):
     assert [v.rule for v in a.missing][:1] == ["npu_device"] and "no NPU device is visible" in a.reason
     assert {"op_package", "npu_glue"} <= {v.rule for v in a.missing}
     assert "custom-op package is not installed" in a.reason and "mx_dcn._npu is not built" in a.reason
+
+
+def test_tiling_is_judged_in_the_col2im_mode_the_backward_will_run(npu_backends_available):
+    """9x9 taps over 256 channels on 32x32: col2im tiles in its atomic mode, but its deterministic mode
+    (one row of the grad x band in the UB too) does not. Under deterministic algorithms the call must
+    go to cann before any launch, not fail in the backward."""
+    call = dict(n=1, c_in=256, h=32, w=32, c_out=8, k=9, padding=4)
+    assert explain(tensors(**call)).chosen == "ascendc"
+    saved = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        report = explain(tensors(**call))
+    finally:
+        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+    assert report.chosen == "cann" and rules(report) == ["tiling"], str(report)
+    assert "col2im kernel in its deterministic mode" in report.backends["ascendc"].violations[0].message
+
+
+def test_deterministic_mode_turned_on_after_the_forward_is_refused_before_any_launch(monkeypatch):
+    """The forward chose ascendc with col2im judged in the atomic mode; if deterministic algorithms
+    are turned on before the backward and the deterministic mode cannot tile, the backward raises
+    (naming the cause) before launching anything."""
+    from mx_dcn.backends.ascendc.algorithm import run_with_kernels
+    from mx_dcn.backends.ascendc.kernels import SamplingKernels
+    from mx_dcn.problem import describe
+
+    class Recording(SamplingKernels):
+        launches = []
+
+        def im2col(self, shape, x, offset, mask, columns):
+            self.launches.append("im2col")
+            columns.zero_()
+
+        def col2im(self, shape, *tensors):
+            self.launches.append("col2im")
+
+    t = {k: (torch.randn(v.shape, dtype=v.dtype, requires_grad=True) if isinstance(v, torch.Tensor) else v)
+         for k, v in tensors(n=1, c_in=256, h=32, w=32, c_out=8, k=9, padding=4).items()}
+    p = describe(t["x"], t["offset"], t["mask"], t["weight"], t["bias"], padding=4)
+    kernels = Recording()
+    out = run_with_kernels(p, t["x"], t["offset"], t["mask"], t["weight"], t["bias"], kernels)
+    assert kernels.launches == ["im2col"]
+    monkeypatch.setenv("MX_DCN_DETERMINISTIC", "1")
+    with pytest.raises(RuntimeError, match="were off when this call's forward chose the backend.*deterministic mode"):
+        out.sum().backward()
+    assert kernels.launches == ["im2col"]

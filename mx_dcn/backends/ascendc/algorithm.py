@@ -30,7 +30,7 @@ import torch
 from ...problem import Problem
 from ..base import DETERMINISTIC_ENV
 from .kernels import SamplingKernels
-from .tiling import launch_chunks, launch_shape
+from .tiling import COL2IM, call_tiling_failure, launch_chunks, launch_shape
 
 def _weight_matrix(p: Problem, weight: torch.Tensor) -> torch.Tensor:
     """(C_out, C_in/g, kh, kw) -> (g, kh*kw*C_in/g, C_out/g), rows ordered like the columns (tap, channel)."""
@@ -82,7 +82,8 @@ def _weight_rows(p: Problem, weight: torch.Tensor) -> torch.Tensor:
 
 
 class _AscendCFunction(torch.autograd.Function):
-    """fp32 in, fp32 out; the kernels' provider does the sampling, torch.matmul the products."""
+    """Sampling in fp32; the products, weight, bias and output in the cube's type (fp32, fp16 or bf16);
+    the kernels' provider does the sampling, torch the products."""
 
     @staticmethod
     def forward(ctx, x, offset, mask, weight, bias, problem: Problem, kernels: SamplingKernels):
@@ -131,6 +132,12 @@ class _AscendCFunction(torch.autograd.Function):
         need_x, need_off, need_mask, need_w, need_b = ctx.needs_input_grad[:5]
         need_sampling = need_x or need_off or (need_mask and mask is not None)
         deterministic = need_sampling and deterministic_backward()
+        if deterministic:   # the forward's selection judged col2im in the mode of its own time
+            failure = call_tiling_failure(p, kernels.core_num, True, kernels=(COL2IM,))
+            if failure:
+                raise RuntimeError(f"mx_dcn ascendc backward: deterministic algorithms are on, but were off when "
+                                   f"this call's forward chose the backend, and {failure}; turn them on before "
+                                   f"the forward, so that the call goes to a backend that can")
         g, plane, taps_c = p.groups, p.out_height * p.out_width, p.kernel_taps * p.in_channels
         grad_x = torch.zeros_like(x_nhwc) if need_sampling else None
         grad_off = torch.empty_like(offset) if need_sampling else None

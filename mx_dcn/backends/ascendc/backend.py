@@ -8,7 +8,8 @@ Constraints (checked before any launch, also for a declared target): Atlas A2 So
 C_in % 64 == 0; deformable_groups == 1; dtype float32, float16 or bfloat16 (sampled in float32; half
 types feed the cube half-precision columns, see algorithm.py; float64 is refused rather than silently
 computed in float32); and the kernels' tiling limits (UB size, 8-bit repeat counts and strides,
-16-bit strides, 32-bit fields), evaluated by `tiling.compute_tiling`.
+16-bit strides, 32-bit fields), evaluated by `tiling.compute_tiling` for the columns type and the
+col2im mode (deterministic or not) the call will run.
 
 SoC rule: the SoC is `problem.soc` when declared, else the name torch_npu reports for the current
 device. When neither exists (a declared "npu" target on a machine without one, without a SoC), the
@@ -22,11 +23,10 @@ import torch
 
 from ...problem import Problem
 from ..base import Availability, Backend, Violation, missing_pieces
-from .algorithm import run_with_kernels
+from .algorithm import deterministic_backward, run_with_kernels
 from .device import device_soc, environment_pieces, is_atlas_a2
 from .kernels import NpuKernels
-from .tiling import (COL2IM, DEFAULT_VECTOR_CORES, IM2COL, SOC_PREFIX, TILING_MESSAGES, VECTOR_CORES,
-                     compute_tiling, launch_chunks, launch_shape)
+from .tiling import DEFAULT_VECTOR_CORES, SOC_PREFIX, VECTOR_CORES, call_tiling_failure
 
 
 class AscendCBackend(Backend):
@@ -74,8 +74,8 @@ class AscendCBackend(Backend):
             out.append(Violation("deformable_groups", f"deformable_groups={p.deformable_groups}; the kernels "
                                  "support 1"))
         if p.dtype == torch.float64:
-            out.append(Violation("dtype", "float64 is not supported: the kernels compute in float32 (float16 "
-                                 "and bfloat16 are cast to float32 and back; float64 would silently lose precision)"))
+            out.append(Violation("dtype", "float64 is not supported: the kernels sample in float32 and the "
+                                 "cube multiplies float32 or half types; float64 would silently lose precision"))
         if p.unknown_sizes:
             out.append(Violation("unknown_sizes", "the call is traced for any batch and image size "
                                  "(torch.compile / torch.export); the kernels' tiling is computed for "
@@ -86,16 +86,9 @@ class AscendCBackend(Backend):
 
     @staticmethod
     def _tiling_violations(p: Problem, core_num: int) -> List[Violation]:
-        """Tile the first and the last launch of the call for both kernels; report what does not fit."""
-        chunks = launch_chunks(p)
-        launches = {chunks[0], chunks[-1]}
-        for kind, kernel in ((IM2COL, "im2col"), (COL2IM, "col2im")):
-            for start, count in sorted(launches):
-                status, _ = compute_tiling(kind, launch_shape(p, start, count), core_num)
-                if status:
-                    return [Violation("tiling", f"the {kernel} kernel cannot tile this call: "
-                                                f"{TILING_MESSAGES[status]}")]
-        return []
+        """What of the call's launches does not tile, for the columns type and col2im mode it will run."""
+        failure = call_tiling_failure(p, core_num, deterministic_backward())
+        return [Violation("tiling", failure)] if failure else []
 
     def run(self, problem, x, offset, mask, weight, bias):
         if self._kernels is None:

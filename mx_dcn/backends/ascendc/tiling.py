@@ -28,6 +28,7 @@ DEFAULT_VECTOR_CORES = 40
 # --------------------------------------------------------------------------- tiling (mirror of dcn_tiling.cpp)
 
 IM2COL, COL2IM = 0, 1
+KERNEL_NAMES = {IM2COL: "im2col", COL2IM: "col2im"}
 TILING_FIELDS = ("n", "h", "w", "c", "ho", "wo", "kh", "kw", "strideH", "strideW", "padH", "padW",
                  "dilationH", "dilationW", "hasMask", "deterministic", "columnsType", "pixelStart", "pixelCount",
                  "blockDim",
@@ -178,6 +179,23 @@ def launch_shape(p: Problem, pixel_start: int, pixel_count: int, deterministic: 
     return (p.batch, p.height, p.width, p.in_channels, p.out_height, p.out_width, p.kernel_h, p.kernel_w,
             p.stride[0], p.stride[1], p.padding[0], p.padding[1], p.dilation[0], p.dilation[1],
             int(p.has_mask), int(deterministic), COLUMNS_TYPES[columns], pixel_start, pixel_count)
+
+
+def call_tiling_failure(p: Problem, core_num: int, deterministic: bool, kernels=(IM2COL, COL2IM)):
+    """Why the launches of a call cannot be tiled, in words, or None when they can: the first and the
+    last launch (the others are like the first) of each of `kernels`, im2col with the call's columns
+    type, col2im in the mode the backward will run (`deterministic`: its grad x band must fit too)."""
+    columns = p.dtype if p.dtype in COLUMNS_TYPES else torch.float32
+    chunks = launch_chunks(p)
+    for kind in kernels:
+        for start, count in sorted({chunks[0], chunks[-1]}):
+            det = kind == COL2IM and deterministic
+            status, _ = compute_tiling(kind, launch_shape(p, start, count, det, columns if kind == IM2COL else
+                                                          torch.float32), core_num)
+            if status:
+                mode = " in its deterministic mode" if det else ""
+                return f"the {KERNEL_NAMES[kind]} kernel{mode} cannot tile this call: {TILING_MESSAGES[status]}"
+    return None
 
 
 def pixel_chunk(p: Problem) -> int:

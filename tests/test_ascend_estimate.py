@@ -101,8 +101,8 @@ def _backward(kernels, case):
 def test_blocks_run_in_the_chosen_order_with_the_same_results_and_work():
     """Reversed and shuffled block orders give the oracle's results and the same per-block work.
     grad_x differs in its last bits from the ascending order's: col2im adds it atomically, so the
-    order of float additions follows the block order (today's backward is not deterministic; a
-    deterministic design must make these equal); grad offset and grad mask, written once per element,
+    order of float additions follows the block order (the atomic mode; the deterministic mode's
+    bitwise equality is tested in test_ascend_sim.py); grad offset and grad mask, written once per element,
     are bitwise equal."""
     case = Case("overlapping_samples", 1, 64, 6, 6, 8, padding=(1, 1))
     runs = {}

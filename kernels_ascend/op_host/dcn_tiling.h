@@ -47,7 +47,7 @@ enum class TilingStatus : uint32_t {
   kChannelsNotMultipleOf64,
   kEmpty,
   kFieldOverflow,        // a shape value does not fit the kernel's 32-bit fields
-  kCoordinateTooLarge,   // H or W >= 2^24: integer sample positions no longer exact in fp32
+  kCoordinateTooLarge,   // H + 2 padH or W + 2 padW >= 2^24: integer sample positions no longer exact in fp32
   kChannelStride,        // C / 8 blocks, a vector repeat stride over channel rows, exceeds 255
   kUbTooSmall,           // one tile's buffers (or one band row of the deterministic grad_x) exceed UB
   kNoCores,

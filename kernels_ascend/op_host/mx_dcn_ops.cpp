@@ -2,7 +2,7 @@
 //   MxDcnIm2col(x, offset, mask?) -> columns
 //   MxDcnCol2im(x, offset, mask?, grad_columns) -> grad_x (accumulated: pass zeros before the first
 //     launch), grad_offset, grad_mask (written at the launch's pixels)
-// Layouts (fp32, contiguous): x (N, H, W, C); offset (N, 2K, Ho, Wo) with channels (k, [dy, dx]);
+// Layouts (contiguous; fp32, except im2col's columns: fp32, fp16 or bf16): x (N, H, W, C); offset (N, 2K, Ho, Wo) with channels (k, [dy, dx]);
 // mask (N, K, Ho, Wo); columns / grad_columns (P, K, C); P = pixel_count output pixels of the launch,
 // starting at global pixel `pixel_start` of the flattened (N, Ho, Wo). Attributes: kernel_size,
 // stride, padding, dilation, out_size as [h, w] pairs, pixel_start, pixel_count; col2im also

@@ -2,7 +2,7 @@
 // tiling, the tile walk, the sampling plan of a tile computed with vector instructions, the window of
 // x a tile reads, and the corners of a sample fetched on its own.
 //
-// Layouts (all fp32, contiguous): x (N, H, W, C); offset (N, 2K, Ho, Wo) with channels (k, [dy, dx]);
+// Layouts (contiguous; fp32, except im2col's columns: fp32, fp16 or bf16, the columnsType field): x (N, H, W, C); offset (N, 2K, Ho, Wo) with channels (k, [dy, dx]);
 // mask (N, K, Ho, Wo); columns (P, K, C), P = the launch's output pixels, global pixel
 // pixelStart + p = (n*Ho + ho)*Wo + wo. C is a multiple of 64 (a channel row is whole 256-byte repeats).
 //

@@ -464,7 +464,7 @@ class DcnCol2im : public DcnKernelBase {
     }
   }
 
-  static constexpr uint32_t kMaxSlots = 8;   // dcn_tiling.cpp: kSlots
+  static constexpr uint32_t kMaxSlots = 8;   // dcn_tiling.cpp: kMaxSlots
   GlobalTensor<float> gradColumnsGm_, gradXGm_, gradOffsetGm_, gradMaskGm_;
   TQue<TPosition::VECIN, 2> gcQue_;
   TQue<TPosition::VECOUT, 2> outQue_;

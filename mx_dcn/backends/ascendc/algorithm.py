@@ -13,9 +13,11 @@ forward's channels-last x and weight matrix.
 
 Half precision (float16 / bfloat16 inputs): sampling in float32 (x, offsets and masks cast up), the
 columns written by im2col in the inputs' type and multiplied on the cube with the weight in that type
-(float32 accumulation), the bias added before the single rounding of the output; grad weight
-accumulated in float32 over the launches, grad columns and col2im in float32; every gradient rounded to
-its input's type once (docs/numerics.md).
+(float32 accumulation), the bias added in the product (one rounding of the output) on the direct path,
+after the product's rounding otherwise (groups > 1 or split images); grad weight: each launch's
+half product summed in float32 over the launches, rounded to the weight's type at the end; grad
+columns and col2im in float32, the x, offset and mask gradients rounded to their type once
+(docs/numerics.md).
 
 Determinism: under torch.use_deterministic_algorithms(True) (also with warn_only) or
 MX_DCN_DETERMINISTIC=1, col2im runs its deterministic mode: grad x summed in a fixed order, bitwise the

@@ -201,6 +201,8 @@ def describe(x, offset, mask, weight, bias=None, stride: IntOrPair = 1, padding:
     if bias is not None and tuple(bias.shape) != (c_out,):
         raise ValueError(f"bias: expected shape ({c_out},) (C_out), got {tuple(bias.shape)}")
 
+    if h < 1 or w < 1:   # as F.conv2d: only the batch may be empty (padding would make taps of nothing)
+        raise ValueError(f"x: expected a non-empty image (H, W >= 1), got shape {tuple(x.shape)}")
     (sh, sw), (ph, pw), (dh, dw) = stride_hw, padding_hw, dilation_hw
     h_out = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
     w_out = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1

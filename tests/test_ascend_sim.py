@@ -7,7 +7,7 @@ import torch
 from mx_dcn.backends.ascendc.algorithm import run_with_kernels
 from mx_dcn.backends.ascendc.kernels import SimError, SimKernels
 from mx_dcn.backends.ascendc.tiling import (COL2IM, COLUMNS_TYPES, IM2COL, SHAPE_FIELDS, UB_BYTES, compute_tiling,
-                                           launch_shape)
+                                           launch_chunks, launch_shape)
 from mx_dcn.problem import describe
 from mx_dcn.testing.cases import CASES as SHARED_CASES
 from mx_dcn.testing.cases import TOLERANCES, Case
@@ -325,3 +325,24 @@ def test_deterministic_grad_x_does_not_depend_on_the_bands_or_tiles():
     finally:
         torch.use_deterministic_algorithms(previous)
     assert torch.equal(grads[0], grads[1])
+
+
+def test_the_backward_reuses_the_forwards_launches_whatever_the_budget_then():
+    """The launches follow the workspace budget; the backward must keep the forward's (whole-image,
+    direct products) even when it runs under a smaller budget -- another thread or a changed setting
+    -- that would split the image: it used to fail in a reshape."""
+    g = torch.Generator().manual_seed(0)
+    x, w = torch.randn(1, 64, 16, 16, generator=g), torch.randn(64, 64, 3, 3, generator=g) * 0.05
+    offset, mask = torch.randn(1, 18, 16, 16, generator=g), torch.rand(1, 9, 16, 16, generator=g)
+    leaves = [t.requires_grad_(True) for t in (x, offset, mask, w)]
+    p = describe(x, offset, mask, w, None, padding=1)
+    with workspace_budget(4 << 20):
+        assert len(launch_chunks(p)) == 1
+        out = run_with_kernels(p, x, offset, mask, w, None, SimKernels(sim_library()))
+    grad_out = torch.randn(out.shape, generator=g, dtype=torch.float64)
+    with workspace_budget(1 << 20):
+        assert len(launch_chunks(p)) == 2   # the image would be split here
+        out.backward(grad_out.float())
+    want = oracle_backward(x, offset, mask, w, None, grad_out, padding=1)
+    for name, leaf in zip(("x", "offset", "mask", "weight"), leaves):
+        assert_close(leaf.grad, want[name], f"grad {name}")

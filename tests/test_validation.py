@@ -167,6 +167,16 @@ def test_output_too_small():
     rejects(ValueError, r"x: spatial size 2x2 is too small for kernel 3x3 .* got 0x0", a, padding=0)
 
 
+@pytest.mark.parametrize("h,w", [(0, 5), (5, 0)])
+def test_empty_image_with_padding(h, w):
+    """An empty image plane is refused as F.conv2d refuses it, even where padding would give an
+    output (the portable backend failed on it with an index error, the NPU tiling divided by zero)."""
+    a = good(n=1, h=h, w=w, k=1)
+    for name in ("offset", "mask"):
+        a[name] = a[name].new_zeros(1, a[name].shape[1], h + 2, w + 2)
+    rejects(ValueError, r"x: expected a non-empty image \(H, W >= 1\), got shape \(1, 4, %d, %d\)" % (h, w), a)
+
+
 def test_zero_channels():
     a = good()
     a["x"] = torch.randn(2, 0, 6, 7)

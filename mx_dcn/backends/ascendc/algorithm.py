@@ -25,10 +25,9 @@ same whatever the order the vector cores run in (kernels_ascend/op_kernel/mx_dcn
 """
 from __future__ import annotations
 
-import os
-
 import torch
 
+from ... import settings
 from ...problem import Problem
 from ..base import DETERMINISTIC_ENV
 from .kernels import SamplingKernels
@@ -68,14 +67,13 @@ def channels_last(p: Problem, x):
 def deterministic_backward() -> bool:
     """Whether col2im must sum grad x in a fixed order: torch.use_deterministic_algorithms(True) (with
     or without warn_only: a deterministic implementation exists) or MX_DCN_DETERMINISTIC=1."""
-    return torch.are_deterministic_algorithms_enabled() or \
-        os.environ.get(DETERMINISTIC_ENV, "0").lower() in ("1", "true", "yes", "on")
+    return torch.are_deterministic_algorithms_enabled() or bool(settings.get(DETERMINISTIC_ENV))
 
 
-def _direct(p: Problem) -> bool:
+def _direct(p: Problem, chunks) -> bool:
     """One group and launches of whole images: the products read and write NCHW directly."""
     plane = p.out_height * p.out_width
-    return p.groups == 1 and all(start % plane == 0 and count % plane == 0 for start, count in launch_chunks(p))
+    return p.groups == 1 and all(start % plane == 0 and count % plane == 0 for start, count in chunks)
 
 
 def _weight_rows(p: Problem, weight: torch.Tensor) -> torch.Tensor:
@@ -95,14 +93,17 @@ class _AscendCFunction(torch.autograd.Function):
         cube = weight.dtype
         x_nhwc = channels_last(p, x)
         offset, mask = offset.contiguous(), None if mask is None else mask.contiguous()
-        direct = _direct(p)
+        # The launches are fixed here and reused by the backward: they depend on the workspace budget,
+        # which may differ where and when the backward runs (another thread, a changed setting).
+        chunks = launch_chunks(p)
+        direct = _direct(p, chunks)
         w = _weight_rows(p, weight) if direct else _weight_matrix(p, weight)
         plane, taps_c = p.out_height * p.out_width, p.kernel_taps * p.in_channels
         if direct:
             out = weight.new_empty(p.batch, p.out_channels, p.out_height, p.out_width)
         else:
             rows_out = weight.new_empty(p.batch * plane, p.out_channels)
-        for start, count in launch_chunks(p):
+        for start, count in chunks:
             columns = weight.new_empty(count, p.kernel_taps, p.in_channels)
             kernels.im2col(launch_shape(p, start, count, columns=cube), x_nhwc, offset, mask, columns)
             if direct:   # out[n] = bias + W (C_out, K*C) @ columns[n]^T, per image of the launch
@@ -121,7 +122,7 @@ class _AscendCFunction(torch.autograd.Function):
             if bias is not None:
                 rows_out += bias
             out = rows_out.reshape(p.batch, p.out_height, p.out_width, p.out_channels).permute(0, 3, 1, 2).contiguous()
-        ctx.problem, ctx.kernels, ctx.direct = p, kernels, direct
+        ctx.problem, ctx.kernels, ctx.direct, ctx.chunks = p, kernels, direct, chunks
         ctx.weight_shape = weight.shape
         ctx.save_for_backward(x_nhwc, offset, mask, w)
         ctx.has_bias = bias is not None
@@ -130,12 +131,12 @@ class _AscendCFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out):
         x_nhwc, offset, mask, w = ctx.saved_tensors
-        p, kernels, direct = ctx.problem, ctx.kernels, ctx.direct
+        p, kernels, direct, chunks = ctx.problem, ctx.kernels, ctx.direct, ctx.chunks
         need_x, need_off, need_mask, need_w, need_b = ctx.needs_input_grad[:5]
         need_sampling = need_x or need_off or (need_mask and mask is not None)
         deterministic = need_sampling and deterministic_backward()
         if deterministic:   # the forward's selection judged col2im in the mode of its own time
-            failure = call_tiling_failure(p, kernels.core_num, True, kernels=(COL2IM,))
+            failure = call_tiling_failure(p, kernels.core_num, True, kernels=(COL2IM,), chunks=chunks)
             if failure:
                 raise RuntimeError(f"mx_dcn ascendc backward: deterministic algorithms are on, but were off when "
                                    f"this call's forward chose the backend, and {failure}; turn them on before "
@@ -150,8 +151,7 @@ class _AscendCFunction(torch.autograd.Function):
             go_all = grad_out.contiguous().view(p.batch, p.out_channels, plane)
         else:
             grad_rows = grad_out.permute(0, 2, 3, 1).reshape(p.batch * plane, g, p.out_channels // g)
-        for start, count in launch_chunks(p):
-            shape = launch_shape(p, start, count)
+        for start, count in chunks:
             if direct:
                 go = go_all[start // plane:start // plane + count // plane]             # (images, C_out, plane)
             else:

@@ -181,12 +181,13 @@ def launch_shape(p: Problem, pixel_start: int, pixel_count: int, deterministic: 
             int(p.has_mask), int(deterministic), COLUMNS_TYPES[columns], pixel_start, pixel_count)
 
 
-def call_tiling_failure(p: Problem, core_num: int, deterministic: bool, kernels=(IM2COL, COL2IM)):
+def call_tiling_failure(p: Problem, core_num: int, deterministic: bool, kernels=(IM2COL, COL2IM), chunks=None):
     """Why the launches of a call cannot be tiled, in words, or None when they can: the first and the
     last launch (the others are like the first) of each of `kernels`, im2col with the call's columns
-    type, col2im in the mode the backward will run (`deterministic`: its grad x band must fit too)."""
+    type, col2im in the mode the backward will run (`deterministic`: its grad x band must fit too);
+    `chunks` the call's launches (default: launch_chunks(p) under the current workspace budget)."""
     columns = p.dtype if p.dtype in COLUMNS_TYPES else torch.float32
-    chunks = launch_chunks(p)
+    chunks = chunks or launch_chunks(p)
     for kind in kernels:
         for start, count in sorted({chunks[0], chunks[-1]}):
             det = kind == COL2IM and deterministic

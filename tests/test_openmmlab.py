@@ -157,13 +157,54 @@ def test_patch_replaces_mmcv_functions_everywhere(monkeypatch):
                 "mmcv.ops.modulated_deform_conv2d", "mmcv.ops.deform_conv2d",
                 "mmcv.ops.modulated_deform_conv.ModulatedDeformConv2dFunction",
                 "mmcv.ops.deform_conv.DeformConv2dFunction", "user_head.modulated_deform_conv2d"} == set(report.patched)
-        assert user.modulated_deform_conv2d is mx_dcn.modulated_deform_conv2d
-        assert dc.DeformConv2dFunction is mx_dcn.DeformConv2dFunction
+        assert user.modulated_deform_conv2d is ops.modulated_deform_conv2d is mdc.modulated_deform_conv2d
+        assert dc.DeformConv2dFunction.apply is ops.deform_conv2d
         x, w = torch.randn(1, 2, 5, 5), torch.randn(3, 2, 3, 3)
         out = ops.modulated_deform_conv2d(x, torch.zeros(1, 18, 3, 3), torch.ones(1, 9, 3, 3), w, None, 1, 0, 1, 1, 1)
         assert torch.allclose(out, torch.nn.functional.conv2d(x, w), atol=1e-5)
+        # mmcv's keywords, and its AMP rule: input, mask, weight and bias take the offset's dtype
+        # (autocast makes the offset conv's output float16 while the layer's weight stays float32)
+        b = torch.randn(3)
+        out16 = ops.modulated_deform_conv2d(input=x, offset=torch.zeros(1, 18, 3, 3, dtype=torch.float16),
+                                            mask=torch.ones(1, 9, 3, 3), weight=w, bias=b, deform_groups=1)
+        assert out16.dtype == torch.float16
+        want = torch.nn.functional.conv2d(x.half().float(), w.half().float(), b.half().float())
+        assert torch.allclose(out16.float(), want, atol=2e-2), float((out16.float() - want).abs().max())
+        out16 = dc.DeformConv2dFunction.apply(x, torch.zeros(1, 18, 3, 3, dtype=torch.float16), w, 1, 0, 1, 1,
+                                              1, False, 32)
+        assert out16.dtype == torch.float16
+        # a module imported while the patch is active takes the replacement by name; undo reaches it too
+        late = types.ModuleType("late_head")
+        late.modulated_deform_conv2d = ops.modulated_deform_conv2d
+        monkeypatch.setitem(sys.modules, "late_head", late)
     assert user.modulated_deform_conv2d is their_mdcn and ops.deform_conv2d is their_dcn
-    assert mdc.modulated_deform_conv2d is their_mdcn
+    assert mdc.modulated_deform_conv2d is their_mdcn and late.modulated_deform_conv2d is their_mdcn
+
+
+def test_a_patch_failing_midway_is_undone(monkeypatch):
+    """If the patch raises part way (here a module refusing the attribute), nothing stays applied."""
+    from mmengine.registry import MODELS
+
+    class Refusing(types.ModuleType):
+        def __setattr__(self, name, value):
+            raise RuntimeError("read-only module")
+
+    def their_mdcn(*args):
+        raise AssertionError("mmcv's own op ran")
+
+    mdc = types.ModuleType("mmcv.ops.modulated_deform_conv")
+    mdc.modulated_deform_conv2d, mdc.ModulatedDeformConv2dFunction = their_mdcn, object()
+    dc = types.ModuleType("mmcv.ops.deform_conv")
+    dc.deform_conv2d, dc.DeformConv2dFunction = object(), object()
+    stubborn = Refusing("zz_stubborn")
+    stubborn.__dict__["modulated_deform_conv2d"] = their_mdcn
+    for name, module in (("mmcv.ops", types.ModuleType("mmcv.ops")), ("mmcv.ops.modulated_deform_conv", mdc),
+                         ("mmcv.ops.deform_conv", dc), ("zz_stubborn", stubborn)):
+        monkeypatch.setitem(sys.modules, name, module)
+    before = MODELS.get("DCNv2")
+    with pytest.raises(RuntimeError, match="read-only module"):
+        mx_dcn.use_in_mmcv()
+    assert mdc.modulated_deform_conv2d is their_mdcn and MODELS.get("DCNv2") is before
 
 
 # --------------------------------------------------------------------------- mmcv with its CPU ops

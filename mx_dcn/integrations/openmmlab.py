@@ -10,7 +10,9 @@
    `mmcv.cnn.build_conv_layer`. `replace=True` replaces mmcv's own registrations as well.
 2. Patch (mmcv built with its ops). The functions mmcv's layers call -- `modulated_deform_conv2d` and
    `deform_conv2d` with their Function classes, in mmcv.ops.modulated_deform_conv, mmcv.ops.deform_conv,
-   mmcv.ops and every loaded module that imported them -- become mx_dcn's (same signatures), as
+   mmcv.ops and every loaded module that imported them -- become mx_dcn's, with mmcv's signatures
+   (deform_groups=...) and its dtype rule (input, mask, weight, bias cast to the offset's dtype, so
+   mmcv's layers keep working under autocast), as
    DrivingSDK's patcher does for mx_driving. mmcv's layer classes stay (isinstance checks, init and
    checkpoints unchanged); their forward now runs on mx_dcn's backends, and `mx-dcn check` sees them.
 
@@ -25,6 +27,8 @@ import sys
 import threading
 from typing import Callable, Dict, List, Tuple
 
+import torch
+
 from .. import functional
 from .. import nn as dnn
 
@@ -37,17 +41,53 @@ LAYER_NAMES: Dict[str, type] = {
     "DeformConv2dPack": dnn.DeformConv2dPack,
 }
 
-# The mmcv.ops attributes the patch replaces, by the module that defines them, with mx_dcn's
-# counterparts of the same signature (mmcv 2.x: modulated_deform_conv2d = ModulatedDeformConv2dFunction.apply,
-# deform_conv2d = DeformConv2dFunction.apply).
+
+
+def _like_offset(offset, *tensors):
+    """mmcv's Functions cast input, mask, weight and bias to the offset's dtype: under autocast the
+    offset conv returns float16 while the layer's weight stays float32 (mmcv's AMP rule)."""
+    return [None if not isinstance(t, torch.Tensor) else t.type_as(offset) for t in tensors]
+
+
+def _mmcv_modulated_deform_conv2d(input, offset, mask, weight, bias=None, stride=1, padding=0, dilation=1,
+                                  groups=1, deform_groups=1):
+    """mmcv.ops.modulated_deform_conv2d's signature and casting, on mx_dcn."""
+    input, mask, weight, bias = _like_offset(offset, input, mask, weight, bias)
+    return functional.modulated_deform_conv2d(input, offset, mask, weight, bias, stride, padding, dilation,
+                                              groups, deform_groups)
+
+
+def _mmcv_deform_conv2d(input, offset, weight, stride=1, padding=0, dilation=1, groups=1, deform_groups=1,
+                        bias=False, im2col_step=32):
+    """mmcv.ops.deform_conv2d's signature and casting, on mx_dcn."""
+    input, weight = _like_offset(offset, input, weight)
+    if isinstance(bias, torch.Tensor):
+        bias = bias.type_as(offset)
+    return functional.deform_conv2d(input, offset, weight, stride, padding, dilation, groups, deform_groups,
+                                    bias, im2col_step)
+
+
+class _MmcvModulatedDeformConv2dFunction:
+    """What mmcv's ModulatedDeformConv2dFunction becomes under the patch: `apply` as mmcv's."""
+    apply = staticmethod(_mmcv_modulated_deform_conv2d)
+
+
+class _MmcvDeformConv2dFunction:
+    """What mmcv's DeformConv2dFunction becomes under the patch: `apply` as mmcv's."""
+    apply = staticmethod(_mmcv_deform_conv2d)
+
+
+# The mmcv.ops attributes the patch replaces, by the module that defines them (mmcv 2.x:
+# modulated_deform_conv2d = ModulatedDeformConv2dFunction.apply, deform_conv2d = DeformConv2dFunction.apply),
+# with mx_dcn's under mmcv's signatures and dtype casting.
 PATCHED_FUNCTIONS: Dict[str, Dict[str, object]] = {
     "mmcv.ops.modulated_deform_conv": {
-        "modulated_deform_conv2d": functional.modulated_deform_conv2d,
-        "ModulatedDeformConv2dFunction": functional.ModulatedDeformConv2dFunction,
+        "modulated_deform_conv2d": _mmcv_modulated_deform_conv2d,
+        "ModulatedDeformConv2dFunction": _MmcvModulatedDeformConv2dFunction,
     },
     "mmcv.ops.deform_conv": {
-        "deform_conv2d": functional.deform_conv2d,
-        "DeformConv2dFunction": functional.DeformConv2dFunction,
+        "deform_conv2d": _mmcv_deform_conv2d,
+        "DeformConv2dFunction": _MmcvDeformConv2dFunction,
     },
 }
 
@@ -124,16 +164,29 @@ def _patch(report: MmcvIntegration) -> None:
                 originals[id(original)] = (original, replacement)
     # Wherever a loaded module holds one of the originals (mmcv.ops re-exports them; mmdet, mmdet3d and
     # user code may have imported them by name), it gets the replacement.
+    swaps = list(originals.values())
+    # Runs last on undo: a module imported while the patch was active took the replacements by name.
+    report._undo.append(lambda: _swap_everywhere([(new, old) for old, new in swaps]))
+    report.patched += _swap_everywhere(swaps, report._undo)
+
+
+def _swap_everywhere(swaps: List[Tuple[object, object]], undo=None) -> List[str]:
+    """In every loaded module but mx_dcn's, each attribute holding a `from` object of `swaps`
+    ((from, to) pairs) gets its `to`; returns the "module.attribute" names changed."""
+    by_id = {id(old): (old, new) for old, new in swaps}
+    changed = []
     for module_name, module in list(sys.modules.items()):
         namespace = getattr(module, "__dict__", None)
         if module is None or namespace is None or module_name.startswith("mx_dcn"):
             continue
         for attr, value in list(namespace.items()):
-            hit = originals.get(id(value))
+            hit = by_id.get(id(value))
             if hit is not None and hit[0] is value:
                 setattr(module, attr, hit[1])
-                report.patched.append(f"{module_name}.{attr}")
-                report._undo.append(lambda m=module, a=attr, v=value: setattr(m, a, v))
+                changed.append(f"{module_name}.{attr}")
+                if undo is not None:
+                    undo.append(lambda m=module, a=attr, v=value: setattr(m, a, v))
+    return changed
 
 
 def use_in_mmcv(*, replace: bool = False, patch: bool = True) -> MmcvIntegration:
@@ -155,7 +208,12 @@ def use_in_mmcv(*, replace: bool = False, patch: bool = True) -> MmcvIntegration
                           f"build_conv_layer): {e}") from None
     report = MmcvIntegration(mmcv_ops=_mmcv_ops_status())
     with _lock:
-        _register(MODELS, report, replace)
-        if patch and report.mmcv_ops == "available":
-            _patch(report)
+        try:
+            _register(MODELS, report, replace)
+            if patch and report.mmcv_ops == "available":
+                _patch(report)
+        except BaseException:   # leave nothing half-applied without a handle to undo it
+            while report._undo:
+                report._undo.pop()()
+            raise
     return report

@@ -277,10 +277,11 @@ class ModelCheck:
 
 def trace_copy(model: torch.nn.Module, device: str) -> torch.nn.Module:
     """A structural copy of `model` whose parameters and buffers live on `device` (meta: no memory;
-    a tensor already there is shared, not copied). The caller's model keeps its device, mode and hooks."""
+    copied even when already there, so that in-place updates in forward stay in the copy). The
+    caller's model keeps its device, mode, values and hooks (its hooks are copied and run on the copy)."""
     memo: Dict[int, object] = {}
     for t in list(model.parameters()) + list(model.buffers()):
-        moved = t.detach().to(device)
+        moved = t.detach().to(device, copy=True)
         memo[id(t)] = torch.nn.Parameter(moved, t.requires_grad) if isinstance(t, torch.nn.Parameter) else moved
     return copy.deepcopy(model, memo)
 
@@ -305,15 +306,16 @@ def check_model(model: torch.nn.Module, inputs, device: str = "npu", soc: Option
     operator call -- mx_dcn's layers, the functional API, and mmcv.ops layers while
     `mx_dcn.use_in_mmcv()` is active -- for `device`/`soc`. `inputs`: a tuple/list of positional
     arguments, a dict of keyword arguments, or the single tensor (see call_model); tensors may be
-    nested in dicts/lists/tuples (mmdet3d's inputs) and are moved to `trace_device`. The caller's model and
-    inputs are left as they were (device, train/eval mode, hooks)."""
+    nested in dicts/lists/tuples (mmdet3d's inputs) and are copied to `trace_device`. The caller's model
+    and inputs are left as they were (device, values, train/eval mode, hooks); hooks registered on the
+    model are copied with it and run on the copy (with meta tensors on "meta")."""
     if trace_device not in ("meta", "cpu"):
         raise ValueError(f"trace device: expected 'meta' or 'cpu', got {trace_device!r}")
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
     traced = trace_copy(model, trace_device)
     traced.eval()  # not chained: some models' train() (mmdet's ResNet) returns None, not the module
-    inputs = pytree.tree_map_only(torch.Tensor, lambda t: t.detach().to(trace_device), inputs)
+    inputs = pytree.tree_map_only(torch.Tensor, lambda t: t.detach().to(trace_device, copy=True), inputs)
     with record_calls(traced, run_kernels=trace_device != "meta") as recorded, torch.no_grad():
         call_model(traced, inputs)
     names = collections.Counter(r.layer for r in recorded)

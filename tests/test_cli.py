@@ -467,6 +467,29 @@ def test_check_model_leaves_the_callers_model_unchanged(trace_device):
         model_check.check_model(lambda x: x, (torch.randn(1),))
 
 
+@pytest.mark.parametrize("trace_device", ["meta", "cpu"])
+def test_check_model_in_place_updates_stay_in_the_copy(trace_device):
+    """A forward that updates a buffer and its input in place must not reach the caller's (on "cpu"
+    the copy's tensors used to share the caller's storage)."""
+    from mx_dcn import model_check
+    from tests.models.nn_dcn import build
+
+    class Mutating(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = build()
+            self.register_buffer("calls", torch.zeros(()))
+
+        def forward(self, x):
+            self.calls += 1
+            return self.inner(x.relu_())
+
+    model, x = Mutating(), torch.randn(1, 64, 16, 16)
+    x_before = x.clone()
+    assert len(model_check.check_model(model, (x,), "npu", "Ascend910B2", trace_device=trace_device).calls) == 4
+    assert model.calls.item() == 0 and torch.equal(x, x_before)
+
+
 # --------------------------------------------------------------------------- reviewed behaviours (issue 21)
 
 

@@ -35,7 +35,7 @@ from .problem import Problem, check_soc, describe, device_present, parse_dtype
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _TORCH_DIR = os.path.dirname(os.path.abspath(torch.__file__))
-_patch_lock = threading.Lock()
+_patch_lock = threading.RLock()   # re-entrant: check_model may run inside record_calls
 
 
 # --------------------------------------------------------------------------- judging one call
@@ -194,9 +194,10 @@ def _call_site() -> str:
 
 @contextlib.contextmanager
 def record_calls(model: Optional[torch.nn.Module] = None, run_kernels: bool = False):
-    """Within the block, every call of the operator is appended to the yielded list as a
-    RecordedCall. `model`'s submodules get hooks that name the calls; `run_kernels` False makes
-    every call return an uncomputed output of the right shape (for meta tensors)."""
+    """Within the block, every call of the operator made by this thread is appended to the yielded
+    list as a RecordedCall. `model`'s submodules get hooks that name the calls; `run_kernels` False
+    makes every such call return an uncomputed output of the right shape (for meta tensors). Other
+    threads' calls are neither recorded nor changed."""
     calls: List[RecordedCall] = []
     stack: List[Tuple[str, str]] = []
     handles = []
@@ -216,8 +217,11 @@ def record_calls(model: Optional[torch.nn.Module] = None, run_kernels: bool = Fa
 
     original = registry.resolve
     shape_only = _ShapeOnlyBackend()
+    owner = threading.get_ident()
 
     def recording_resolve(problem: Problem):
+        if threading.get_ident() != owner:   # the swap is process-wide; the recording is not
+            return original(problem)
         layer, module = stack[-1] if stack else ("(top level)", "")
         calls.append(RecordedCall(layer, module, _call_site(), problem))
         if run_kernels:

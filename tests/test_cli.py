@@ -490,6 +490,29 @@ def test_check_model_in_place_updates_stay_in_the_copy(trace_device):
     assert model.calls.item() == 0 and torch.equal(x, x_before)
 
 
+def test_record_calls_leaves_other_threads_calls_alone():
+    """record_calls swaps the registry's resolve for the process; only the recording thread's calls
+    are recorded and shape-only, another thread's calls compute (they got torch.empty before). A
+    check inside a recording does not deadlock."""
+    import threading
+
+    import mx_dcn
+    from mx_dcn import model_check
+    from tests.models.nn_dcn import build
+
+    x, w = torch.randn(1, 4, 6, 6), torch.randn(3, 4, 3, 3)
+    offset, mask = torch.zeros(1, 18, 4, 4), torch.ones(1, 9, 4, 4)
+    results = []
+    worker = threading.Thread(target=lambda: results.append(mx_dcn.modulated_deform_conv2d(x, offset, mask, w)))
+    with model_check.record_calls() as calls:
+        worker.start()
+        worker.join()
+        mx_dcn.modulated_deform_conv2d(x.to("meta"), offset.to("meta"), mask.to("meta"), w.to("meta"))
+        inner = model_check.check_model(build(), (torch.randn(1, 64, 16, 16),), "npu", "Ascend910B2")
+    assert torch.allclose(results[0], torch.nn.functional.conv2d(x, w), atol=1e-5)
+    assert len(inner.calls) == 4 and len(calls) == 1   # the inner check keeps its own; not the worker's
+
+
 # --------------------------------------------------------------------------- reviewed behaviours (issue 21)
 
 

@@ -53,9 +53,10 @@ def modulated_deform_conv2d(x: torch.Tensor, offset: torch.Tensor, mask: Optiona
 
 def _onnx_exporting() -> bool:
     """Whether torch.onnx.export is running; never imports torch.onnx (torch loads it lazily, and a
-    program that has not loaded it is not exporting)."""
-    onnx = sys.modules.get("torch.onnx")
-    return onnx is not None and onnx.is_in_onnx_export()
+    program that has not loaded it is not exporting). Another thread may be importing it right now:
+    a half-initialised module has no is_in_onnx_export yet, and nobody is exporting with it."""
+    is_exporting = getattr(sys.modules.get("torch.onnx"), "is_in_onnx_export", None)
+    return is_exporting is not None and is_exporting()
 
 
 def _assume_constant_result(fn):

@@ -178,3 +178,15 @@ def test_plain_torch_onnx_export_dynamic_batch(tmp_path, dynamo):
         got = _run(path, x)
         assert got.shape == tuple(eager.shape)
         assert float((torch.from_numpy(got) - eager).abs().max()) <= 1e-5
+
+
+def test_a_call_while_another_thread_imports_torch_onnx(monkeypatch):
+    """While another thread imports torch.onnx, sys.modules holds it half-initialised (no
+    is_in_onnx_export yet): a call must run, not raise AttributeError (it did 3 times in 3)."""
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "torch.onnx", types.ModuleType("torch.onnx"))
+    x, w = torch.randn(1, 4, 6, 6), torch.randn(3, 4, 3, 3)
+    out = mx_dcn.modulated_deform_conv2d(x, torch.zeros(1, 18, 4, 4), torch.ones(1, 9, 4, 4), w)
+    assert torch.allclose(out, torch.nn.functional.conv2d(x, w), atol=1e-5)

@@ -230,6 +230,31 @@ def test_patch_path_on_real_mmcv_ops():
     assert torch.allclose(ours, theirs, rtol=1e-4, atol=1e-4), float((ours - theirs).abs().max())
 
 
+def _train_three_steps(model, x, loss_of, dcns, probe) -> dict:
+    """Three SGD steps of `model` on `x`: every layer of `dcns` ((name, module) pairs) runs on mx_dcn
+    at each step, the losses stay finite. `probe` gets a real deformation (its offset conv's weight
+    drawn) and, after one more forward with the final weights, its input and output are returned
+    ({"x", "out"}) for the oracle check."""
+    nn.init.normal_(probe.conv_offset.weight, 0, 0.05)
+    seen = {}
+    probe.register_forward_hook(lambda m, args, out: seen.update(x=args[0].detach(), out=out.detach()))
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    losses = []
+    for _ in range(3):
+        opt.zero_grad()
+        with record_calls(model, run_kernels=True) as calls:
+            loss = loss_of(model(x))
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+        assert sorted(c.layer for c in calls) == sorted(n for n, _ in dcns)
+    assert all(torch.isfinite(torch.tensor(losses))), losses
+    with torch.no_grad():
+        model(x)
+    return seen
+
+
 def test_mmdet_resnet50_dcnv2_from_config_trains_on_mx_dcn():
     missing = _mmcv_ops_missing()
     if missing:
@@ -250,24 +275,9 @@ def test_mmdet_resnet50_dcnv2_from_config_trains_on_mx_dcn():
         dcns = [(n, m) for n, m in model.named_modules() if isinstance(m, MmcvDCNv2)]
         assert len(dcns) == 4 + 6 + 3  # the conv2 of every bottleneck in stages 2-4
         name, probe = dcns[0]
-        nn.init.normal_(probe.conv_offset.weight, 0, 0.05)  # a real deformation for the oracle check
-        seen = {}
-        probe.register_forward_hook(lambda m, args, out: seen.update(x=args[0].detach(), out=out.detach()))
-        model.train()
-        opt = torch.optim.SGD(model.parameters(), lr=0.01)
         x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
-        losses = []
-        for _ in range(3):
-            opt.zero_grad()
-            with record_calls(model, run_kernels=True) as calls:
-                loss = sum(o.square().mean() for o in model(x))
-            loss.backward()
-            opt.step()
-            losses.append(float(loss))
-            assert sorted(c.layer for c in calls) == sorted(n for n, _ in dcns)  # all 13 on mx_dcn
-        assert all(torch.isfinite(torch.tensor(losses))), losses
-        with torch.no_grad():  # once more after the last step, so the hook sees the weights the oracle gets
-            model(x)
+        seen = _train_three_steps(model, x, lambda out: sum(o.square().mean() for o in out), dcns, probe)
+        with torch.no_grad():
             offset_mask = probe.conv_offset(seen["x"])
         o1, o2, m = torch.chunk(offset_mask, 3, dim=1)
         want = oracle_forward(seen["x"], torch.cat((o1, o2), 1), torch.sigmoid(m), probe.weight, probe.bias,
@@ -299,24 +309,9 @@ def test_mmdet3d_centerpoint_dcn_head_trains_on_mx_dcn():
         dcns = [(n, m) for n, m in head.named_modules() if isinstance(m, MmcvDCN)]
         assert [n for n, _ in dcns] == ["feature_adapt_cls", "feature_adapt_reg"]
         probe = dcns[0][1]
-        nn.init.normal_(probe.conv_offset.weight, 0, 0.05)
-        seen = {}
-        probe.register_forward_hook(lambda m, args, out: seen.update(x=args[0].detach(), out=out.detach()))
-        head.train()
-        opt = torch.optim.SGD(head.parameters(), lr=0.01)
         x = torch.randn(2, 64, 16, 16, generator=torch.Generator().manual_seed(1))
-        losses = []
-        for _ in range(3):
-            opt.zero_grad()
-            with record_calls(head, run_kernels=True) as calls:
-                loss = sum(o.square().mean() for o in head(x).values())
-            loss.backward()
-            opt.step()
-            losses.append(float(loss))
-            assert sorted(c.layer for c in calls) == ["feature_adapt_cls", "feature_adapt_reg"]
-        assert all(torch.isfinite(torch.tensor(losses))), losses
+        seen = _train_three_steps(head, x, lambda out: sum(o.square().mean() for o in out.values()), dcns, probe)
         with torch.no_grad():
-            head(x)
             offset = probe.conv_offset(seen["x"])
         want = oracle_forward(seen["x"], offset, None, probe.weight, None, probe.stride, probe.padding,
                               probe.dilation, probe.groups, probe.deform_groups)

@@ -182,7 +182,9 @@ def test_columns_are_rounded_to_half_once():
         kernels.im2col(launch_shape(p, 0, pixels), x, t["offset"], t["mask"], narrow)
 
 
-def test_empty_batch_launches_nothing(sim):
+@pytest.mark.parametrize("deterministic", ["0", "1"])
+def test_empty_batch_launches_nothing(sim, monkeypatch, deterministic):
+    monkeypatch.setenv("MX_DCN_DETERMINISTIC", deterministic)
     case = Case("empty", 0, 64, 5, 5, 8)
     before = len(sim.launches)
     leaves, out, _, _ = run_case(case, sim)

@@ -187,9 +187,9 @@ def call_tiling_failure(p: Problem, core_num: int, deterministic: bool, kernels=
     type, col2im in the mode the backward will run (`deterministic`: its grad x band must fit too);
     `chunks` the call's launches (default: launch_chunks(p) under the current workspace budget)."""
     columns = p.dtype if p.dtype in COLUMNS_TYPES else torch.float32
-    chunks = chunks or launch_chunks(p)
+    chunks = launch_chunks(p) if chunks is None else chunks
     for kind in kernels:
-        for start, count in sorted({chunks[0], chunks[-1]}):
+        for start, count in sorted({chunks[0], chunks[-1]} if chunks else ()):   # an empty batch: none
             det = kind == COL2IM and deterministic
             status, _ = compute_tiling(kind, launch_shape(p, start, count, det, columns if kind == IM2COL else
                                                           torch.float32), core_num)
